@@ -1,0 +1,467 @@
+//! The audit trail as a hash chain.
+//!
+//! Each entry carries the SHA-256 of the entry before it and of its own
+//! content, so an entry that is edited, removed or moved breaks the chain at
+//! that point. [`Chain`] appends (the store calls it inside the transaction
+//! that changes the request); [`Verifier`] walks a stored trail and names the
+//! first entry that does not fit.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+/// What happened to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditEvent {
+    /// It was proposed.
+    Created,
+    /// A reviewer signed off.
+    Approved,
+    /// A reviewer refused.
+    Rejected,
+    /// Its time ran out.
+    Expired,
+    /// It was withdrawn.
+    Cancelled,
+}
+
+impl AuditEvent {
+    /// Every event kind.
+    pub const ALL: [AuditEvent; 5] = [
+        AuditEvent::Created,
+        AuditEvent::Approved,
+        AuditEvent::Rejected,
+        AuditEvent::Expired,
+        AuditEvent::Cancelled,
+    ];
+
+    /// The lowercase name used in storage and in /v1.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::Created => "created",
+            AuditEvent::Approved => "approved",
+            AuditEvent::Rejected => "rejected",
+            AuditEvent::Expired => "expired",
+            AuditEvent::Cancelled => "cancelled",
+        }
+    }
+
+    /// The name the guide's `approvals.log` uses (`APPROVAL`, `REJECTION`),
+    /// extended in the same style, so log tooling written for it keeps working.
+    pub fn log_name(self) -> &'static str {
+        match self {
+            AuditEvent::Created => "REQUEST",
+            AuditEvent::Approved => "APPROVAL",
+            AuditEvent::Rejected => "REJECTION",
+            AuditEvent::Expired => "EXPIRATION",
+            AuditEvent::Cancelled => "CANCELLATION",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+/// What a transition asks to be written to the trail; the chain gives it a
+/// place and a hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// What happened.
+    pub event: AuditEvent,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// To which request.
+    pub request_id: Uuid,
+    /// The request's title, so a trail reads without joins.
+    pub title: String,
+    /// Who did it (`None` for expiry).
+    pub actor: Option<String>,
+    /// The rejection or cancellation reason.
+    pub reason: Option<String>,
+    /// The reviewer's comment.
+    pub comment: Option<String>,
+    /// The proposed action, on creation and on approval: what was signed off.
+    pub action: Option<Value>,
+}
+
+/// A SHA-256 digest, shown as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The `prev_hash` of the first entry.
+    pub const GENESIS: Digest = Digest([0; 32]);
+
+    /// The SHA-256 of `data`.
+    pub fn sha256(data: &[u8]) -> Self {
+        Self(Sha256::digest(data).into())
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+/// One link of the trail as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Position in the trail, from 1 with no gaps.
+    pub seq: i64,
+    /// What was recorded.
+    pub record: AuditRecord,
+    /// The `hash` of the entry at `seq - 1` ([`Digest::GENESIS`] for the first).
+    pub prev_hash: Digest,
+    /// SHA-256 over this entry's content and `prev_hash`.
+    pub hash: Digest,
+}
+
+/// Formats a timestamp the way the trail stores and hashes it.
+pub fn format_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Writes `value` as JSON with object keys sorted and no white space, so the
+/// same value always has the same bytes (and the same hash), whatever order
+/// its keys arrived in.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+impl AuditEntry {
+    /// Recomputes the hash from the content, for comparison with `hash`.
+    pub fn content_hash(&self) -> Digest {
+        content_hash(self.seq, &self.record, &self.prev_hash)
+    }
+}
+
+fn content_hash(seq: i64, record: &AuditRecord, prev: &Digest) -> Digest {
+    // Fixed field order plus canonical JSON for the action: the bytes depend
+    // only on the values.
+    let content = serde_json::json!({
+        "seq": seq,
+        "at": format_time(record.at),
+        "event": record.event.as_str(),
+        "request_id": record.request_id.to_string(),
+        "title": record.title,
+        "actor": record.actor,
+        "reason": record.reason,
+        "comment": record.comment,
+        "action": record.action,
+        "prev_hash": prev.to_hex(),
+    });
+    Digest(Sha256::digest(canonical_json(&content).as_bytes()).into())
+}
+
+/// The head of the trail: where the next entry goes and what it links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    last_seq: i64,
+    head: Digest,
+}
+
+impl Chain {
+    /// An empty trail.
+    pub fn genesis() -> Self {
+        Self {
+            last_seq: 0,
+            head: Digest::GENESIS,
+        }
+    }
+
+    /// A trail whose last entry is `last_seq` with hash `head`.
+    pub fn resume(last_seq: i64, head: Digest) -> Self {
+        Self { last_seq, head }
+    }
+
+    /// The last entry's position (0 when empty).
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq
+    }
+
+    /// The last entry's hash.
+    pub fn head(&self) -> Digest {
+        self.head
+    }
+
+    /// Links `record` after the head and moves the head to it.
+    pub fn append(&mut self, record: AuditRecord) -> AuditEntry {
+        let seq = self.last_seq + 1;
+        let hash = content_hash(seq, &record, &self.head);
+        let entry = AuditEntry {
+            seq,
+            record,
+            prev_hash: self.head,
+            hash,
+        };
+        self.last_seq = seq;
+        self.head = hash;
+        entry
+    }
+}
+
+/// What is wrong at the first entry that does not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainFault {
+    /// Its content no longer matches its hash.
+    Edited,
+    /// Entries before it are missing: the trail jumps from `after` to it.
+    Removed {
+        /// The last intact entry before the gap (0 when the start is gone).
+        after: i64,
+    },
+    /// Its content is intact but it does not link to the entry before it:
+    /// entries were moved or replaced.
+    Reordered,
+    /// The trail ends before the recorded head: entries at the end were removed.
+    Truncated {
+        /// The last entry the head says exists.
+        expected_last: i64,
+    },
+    /// The recorded head hash does not match the last entry.
+    HeadMismatch,
+}
+
+/// The first entry that does not fit, and how.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit entry {seq}: {}", describe(fault, *seq))]
+pub struct ChainBreak {
+    /// The entry (for [`ChainFault::Truncated`], the last entry found).
+    pub seq: i64,
+    /// What is wrong with it.
+    pub fault: ChainFault,
+}
+
+fn describe(fault: &ChainFault, seq: i64) -> String {
+    match fault {
+        ChainFault::Edited => "content was edited (hash does not match)".into(),
+        ChainFault::Removed { after } => {
+            format!("entries {} to {} were removed", after + 1, seq - 1)
+        }
+        ChainFault::Reordered => {
+            "does not link to the entry before it (moved or replaced)".into()
+        }
+        ChainFault::Truncated { expected_last } => {
+            format!("entries after it were removed (the trail should end at {expected_last})")
+        }
+        ChainFault::HeadMismatch => "the recorded head hash does not match this entry".into(),
+    }
+}
+
+/// Walks a trail in `seq` order, one entry at a time, so a trail of any
+/// length verifies in constant memory.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    expected: Chain,
+    checked: u64,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verifier {
+    /// Starts at the beginning of the trail.
+    pub fn new() -> Self {
+        Self {
+            expected: Chain::genesis(),
+            checked: 0,
+        }
+    }
+
+    /// How many entries were checked.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// Checks the next entry.
+    pub fn check(&mut self, entry: &AuditEntry) -> Result<(), ChainBreak> {
+        let fault = if entry.content_hash() != entry.hash {
+            Some(ChainFault::Edited)
+        } else if entry.seq > self.expected.last_seq + 1 {
+            Some(ChainFault::Removed {
+                after: self.expected.last_seq,
+            })
+        } else if entry.seq != self.expected.last_seq + 1 || entry.prev_hash != self.expected.head {
+            Some(ChainFault::Reordered)
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            return Err(ChainBreak {
+                seq: entry.seq,
+                fault,
+            });
+        }
+        self.expected = Chain::resume(entry.seq, entry.hash);
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// Ends the walk against the head recorded beside the trail, which
+    /// catches entries removed from the end.
+    pub fn finish(&self, recorded_head: Chain) -> Result<(), ChainBreak> {
+        let last = self.expected.last_seq;
+        if recorded_head.last_seq > last {
+            return Err(ChainBreak {
+                seq: last,
+                fault: ChainFault::Truncated {
+                    expected_last: recorded_head.last_seq,
+                },
+            });
+        }
+        if recorded_head.last_seq == last && recorded_head.head != self.expected.head {
+            return Err(ChainBreak {
+                seq: last,
+                fault: ChainFault::HeadMismatch,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(n: i64) -> AuditRecord {
+        AuditRecord {
+            event: AuditEvent::Created,
+            at: DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap(),
+            request_id: Uuid::from_u128(n as u128),
+            title: format!("request {n}"),
+            actor: Some("agent".into()),
+            reason: None,
+            comment: None,
+            action: Some(serde_json::json!({"b": 1, "a": [n]})),
+        }
+    }
+
+    fn trail(len: i64) -> (Vec<AuditEntry>, Chain) {
+        let mut chain = Chain::genesis();
+        let entries = (1..=len).map(|n| chain.append(record(n))).collect();
+        (entries, chain)
+    }
+
+    fn verify(entries: &[AuditEntry], head: Chain) -> Result<(), ChainBreak> {
+        let mut v = Verifier::new();
+        for e in entries {
+            v.check(e)?;
+        }
+        v.finish(head)
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"d":0,"c":0}]}}"#).unwrap();
+        assert_eq!(canonical_json(&a), r#"{"a":{"x":[1,{"c":0,"d":0}],"y":2},"b":1}"#);
+    }
+
+    #[test]
+    fn intact_trail_verifies() {
+        let (entries, head) = trail(5);
+        assert_eq!(verify(&entries, head), Ok(()));
+    }
+
+    proptest! {
+        #[test]
+        fn any_edit_is_found_at_its_entry(len in 2i64..20, at in 0usize..20, title in "[a-z]{1,8}") {
+            let (mut entries, head) = trail(len);
+            let at = at % entries.len();
+            prop_assume!(entries[at].record.title != title);
+            entries[at].record.title = title;
+            let err = verify(&entries, head).unwrap_err();
+            prop_assert_eq!(err.seq, entries[at].seq);
+            prop_assert_eq!(err.fault, ChainFault::Edited);
+        }
+
+        #[test]
+        fn any_removal_is_found(len in 2i64..20, at in 0usize..20) {
+            let (mut entries, head) = trail(len);
+            let at = at % entries.len();
+            let removed = entries.remove(at).seq;
+            let err = verify(&entries, head).unwrap_err();
+            if removed == len {
+                prop_assert_eq!(err.fault, ChainFault::Truncated { expected_last: len });
+            } else {
+                prop_assert_eq!(err.seq, removed + 1);
+                prop_assert_eq!(err.fault, ChainFault::Removed { after: removed - 1 });
+            }
+        }
+
+        #[test]
+        fn any_swap_is_found(len in 2i64..20, at in 0usize..19) {
+            let (mut entries, head) = trail(len);
+            let at = at % (entries.len() - 1);
+            // Swap the contents but keep the positions, as an UPDATE would.
+            let (a, b) = (entries[at].clone(), entries[at + 1].clone());
+            entries[at] = AuditEntry { seq: a.seq, ..b.clone() };
+            entries[at + 1] = AuditEntry { seq: b.seq, ..a };
+            let err = verify(&entries, head).unwrap_err();
+            prop_assert_eq!(err.seq, entries[at].seq);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The domain of Signoff: what an approval request is, which status changes
+//! are allowed, and how the audit trail is chained so that tampering shows.
+//!
+//! Architecture invariant: this crate does no IO, owns no async runtime and
+//! knows no SQL or HTTP. Every other crate changes a request's status only
+//! through the transition methods on [`Request`], and appends to the audit
+//! trail only through [`Chain`].
+
+pub mod audit;
+pub mod clock;
+pub mod input;
+pub mod request;
+
+pub use audit::{
+    AuditEntry, AuditEvent, AuditRecord, Chain, ChainBreak, ChainFault, Digest, Verifier,
+    canonical_json, format_time,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use input::{Actor, ExpiresIn, Reason, Title, ValidationError};
+pub use request::{Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict};

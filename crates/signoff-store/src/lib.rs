@@ -1,0 +1,148 @@
+//! The storage interface of Signoff.
+//!
+//! A backend keeps requests, their audit trail and idempotency keys, and
+//! applies every transition (through `signoff-core`) together with its audit
+//! entry in one transaction. The server holds an `Arc<dyn Store>` and never
+//! sees SQL.
+//!
+//! Architecture invariant: SQL lives only in the backend crates. This crate
+//! defines what they must do; `suite` (feature `test-suite`) checks that
+//! they do it.
+
+use chrono::{DateTime, Utc};
+use signoff_core::{
+    AuditEntry, Chain, ChainBreak, Digest, Request, RequestDraft, Status, TransitionError, Verdict,
+};
+use uuid::Uuid;
+
+#[cfg(feature = "test-suite")]
+pub mod suite;
+
+/// What a backend can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No request has that id.
+    #[error("request {0} not found")]
+    NotFound(Uuid),
+    /// The transition was refused; for [`TransitionError::Expired`] the
+    /// request has been recorded as expired.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The idempotency key was used before with a different request body.
+    #[error("idempotency key was already used for a different request")]
+    IdempotencyMismatch,
+    /// The database cannot be reached or refused the write; nothing was
+    /// changed and the caller may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row cannot be read back: a bug or tampering.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An `Idempotency-Key` with the fingerprint of the body it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The client's key.
+    pub key: String,
+    /// SHA-256 of the canonical request body: the same key with another
+    /// body is refused.
+    pub fingerprint: Digest,
+}
+
+/// A created (or, for a repeated idempotency key, found) request.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The request.
+    pub request: Request,
+    /// True when an earlier create with the same key made it.
+    pub replayed: bool,
+}
+
+/// Which requests to list, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this status; `pending` also leaves out requests already overdue.
+    pub status: Option<Status>,
+    /// At most this many.
+    pub limit: u32,
+    /// Only requests older than this one (the cursor of the previous page).
+    pub before: Option<Uuid>,
+}
+
+/// One page of requests.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The requests, newest first.
+    pub requests: Vec<Request>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<Uuid>,
+}
+
+/// Which audit entries to read, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only the entries of this request.
+    pub request_id: Option<Uuid>,
+    /// Only entries after this position.
+    pub after_seq: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// The result of walking the whole audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditReport {
+    /// How many entries were intact before the walk ended.
+    pub checked: u64,
+    /// The head recorded beside the trail.
+    pub head: Chain,
+    /// The first entry that does not fit, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+/// A Signoff database.
+///
+/// Every method that changes a request applies the transition from
+/// `signoff-core` and appends its audit entries in one transaction, and
+/// answers only after that transaction is durable.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new request with id `id`. With an idempotency key already
+    /// seen, returns the request it made instead (or
+    /// [`StoreError::IdempotencyMismatch`] if the body differs).
+    async fn create(
+        &self,
+        id: Uuid,
+        draft: RequestDraft,
+        idempotency: Option<IdempotencyKey>,
+    ) -> StoreResult<Created>;
+
+    /// Applies a verdict to a pending request as a compare-and-set: of two
+    /// verdicts racing on one request exactly one succeeds.
+    async fn decide(&self, id: Uuid, verdict: Verdict) -> StoreResult<Request>;
+
+    /// Reads one request.
+    async fn get(&self, id: Uuid) -> StoreResult<Option<Request>>;
+
+    /// Lists requests newest first.
+    async fn list(&self, query: ListQuery) -> StoreResult<Page>;
+
+    /// Counts the requests in `status` (for `pending`, not yet overdue).
+    async fn count(&self, status: Status) -> StoreResult<u64>;
+
+    /// Moves up to `limit` overdue pending requests to `expired` and returns them.
+    async fn expire_overdue(&self, limit: u32) -> StoreResult<Vec<Request>>;
+
+    /// When the next pending request expires.
+    async fn next_expiry(&self) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Reads audit entries oldest first.
+    async fn audit(&self, query: AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Walks the whole trail and the recorded head.
+    async fn verify_audit(&self) -> StoreResult<AuditReport>;
+}

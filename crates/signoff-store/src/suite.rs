@@ -1,0 +1,183 @@
+//! The behaviour every backend must show, as functions a backend's tests
+//! call with a fresh store (one per function) and the [`ManualClock`] it was
+//! opened with. Run for SQLite in `signoff-sqlite`, and for every later
+//! backend the same way.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde_json::json;
+use signoff_core::{
+    Actor, AuditEvent, Digest, ExpiresIn, ManualClock, Reason, RequestDraft, Status, Title,
+    TransitionError, Verdict,
+};
+use uuid::Uuid;
+
+use crate::{AuditQuery, IdempotencyKey, ListQuery, Store, StoreError};
+
+/// A draft titled `title` that lives `seconds`.
+pub fn draft(title: &str, seconds: u64) -> RequestDraft {
+    RequestDraft {
+        title: Title::parse(title).unwrap(),
+        description: "from the suite".into(),
+        proposed_action: json!({"changes": {"limit": 5000}}).as_object().unwrap().clone(),
+        requester: Actor::parse("requester", "agent-1").unwrap(),
+        labels: BTreeMap::from([("team".to_string(), "finance".to_string())]),
+        expires_in: ExpiresIn::from_seconds(seconds).unwrap(),
+    }
+}
+
+fn approve(who: &str) -> Verdict {
+    Verdict::Approve {
+        reviewer: Actor::parse("reviewer", who).unwrap(),
+        comment: Some("ok".into()),
+    }
+}
+
+fn reject(who: &str) -> Verdict {
+    Verdict::Reject {
+        reviewer: Actor::parse("reviewer", who).unwrap(),
+        reason: Reason::parse("reason", "not now").unwrap(),
+    }
+}
+
+/// Created requests read back exactly; decisions are final.
+pub async fn create_read_decide(store: Arc<dyn Store>) {
+    let id = Uuid::now_v7();
+    let created = store.create(id, draft("first", 60), None).await.unwrap();
+    assert!(!created.replayed);
+    let read = store.get(id).await.unwrap().unwrap();
+    assert_eq!(read, created.request);
+    let approved = store.decide(id, approve("alice")).await.unwrap();
+    assert_eq!(approved.status, Status::Approved);
+    assert_eq!(store.get(id).await.unwrap().unwrap(), approved);
+    let again = store.decide(id, reject("bob")).await.unwrap_err();
+    assert!(matches!(
+        again,
+        StoreError::Transition(TransitionError::AlreadyFinal {
+            status: Status::Approved
+        })
+    ));
+    assert!(matches!(
+        store.decide(Uuid::now_v7(), approve("alice")).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Lists are newest first, filtered by status, and page without overlap.
+pub async fn list_pages(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        let id = Uuid::now_v7();
+        store.create(id, draft(&format!("r{n}"), 60), None).await.unwrap();
+        ids.push(id);
+    }
+    store.decide(ids[0], reject("bob")).await.unwrap();
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list(ListQuery {
+                status: Some(Status::Pending),
+                limit: 4,
+                before,
+            })
+            .await
+            .unwrap();
+        seen.extend(page.requests.iter().map(|r| r.id));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<Uuid> = ids[1..].iter().rev().copied().collect();
+    assert_eq!(seen, expected);
+    assert_eq!(store.count(Status::Pending).await.unwrap(), 6);
+    assert_eq!(store.count(Status::Rejected).await.unwrap(), 1);
+}
+
+/// Of many verdicts racing on one request, exactly one wins.
+pub async fn racing_decisions(store: Arc<dyn Store>) {
+    let id = Uuid::now_v7();
+    store.create(id, draft("race", 60), None).await.unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let verdict = if n % 2 == 0 { approve("alice") } else { reject("bob") };
+                store.decide(id, verdict).await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::Transition(TransitionError::AlreadyFinal { .. })) => {}
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    let trail = store
+        .audit(AuditQuery {
+            request_id: Some(id),
+            after_seq: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 2, "one creation and one decision");
+}
+
+/// A repeated idempotency key returns the first request; another body is refused.
+pub async fn idempotent_create(store: Arc<dyn Store>) {
+    let key = |fp: u8| IdempotencyKey {
+        key: "key-1".into(),
+        fingerprint: Digest([fp; 32]),
+    };
+    let first = store.create(Uuid::now_v7(), draft("once", 60), Some(key(1))).await.unwrap();
+    let again = store.create(Uuid::now_v7(), draft("once", 60), Some(key(1))).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.request.id, first.request.id);
+    let other = store.create(Uuid::now_v7(), draft("twice", 60), Some(key(2))).await;
+    assert!(matches!(other, Err(StoreError::IdempotencyMismatch)));
+    assert_eq!(store.count(Status::Pending).await.unwrap(), 1);
+}
+
+/// Overdue requests expire, by sweep or when someone tries to approve them.
+pub async fn expiry(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
+    let born_expired = store.create(Uuid::now_v7(), draft("zero", 0), None).await.unwrap();
+    assert_eq!(born_expired.request.status, Status::Expired);
+    let late = Uuid::now_v7();
+    store.create(late, draft("late", 60), None).await.unwrap();
+    let swept = Uuid::now_v7();
+    store.create(swept, draft("swept", 30), None).await.unwrap();
+    assert_eq!(
+        store.next_expiry().await.unwrap(),
+        Some(signoff_core::Clock::now(clock.as_ref()) + Duration::seconds(30))
+    );
+    clock.advance(Duration::seconds(45));
+    let expired = store.expire_overdue(100).await.unwrap();
+    assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), [swept]);
+    clock.advance(Duration::seconds(60));
+    let err = store.decide(late, approve("alice")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Transition(TransitionError::Expired { .. })));
+    assert_eq!(store.get(late).await.unwrap().unwrap().status, Status::Expired);
+    let events: Vec<AuditEvent> = store
+        .audit(AuditQuery {
+            request_id: Some(late),
+            after_seq: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.record.event)
+        .collect();
+    assert_eq!(events, [AuditEvent::Created, AuditEvent::Expired]);
+    assert!(store.verify_audit().await.unwrap().broken.is_none());
+}
+

@@ -1,0 +1,316 @@
+//! The embedded SQLite store: one database file, in WAL mode.
+//!
+//! Writes go to one writer thread that commits them in groups
+//! ([`writer`]); reads run on a small pool of read-only connections, which
+//! WAL lets proceed while the writer commits. With the default
+//! [`Durability::Full`] every acknowledged write has been fsynced.
+//!
+//! Architecture invariant: this is the only crate that knows SQLite.
+
+mod readers;
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+use signoff_core::{Clock, Request, RequestDraft, Status, Verdict, Verifier};
+use signoff_store::{
+    AuditQuery, AuditReport, Created, IdempotencyKey, ListQuery, Page, Store, StoreError,
+    StoreResult,
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use readers::Readers;
+use rows::{AUDIT_COLUMNS, REQUEST_COLUMNS, entry_from_row, micros, read_head, request_from_row};
+use writer::{Command, Done, Op};
+
+/// How hard a commit holds on to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a write is acknowledged once it is on disk and
+    /// survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a crash of the process, but the last
+    /// commits may be lost on power loss.
+    Normal,
+}
+
+/// Where and how to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file (created if missing; its directory must exist).
+    pub path: PathBuf,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Read-only connections kept open for reads.
+    pub readers: usize,
+}
+
+impl SqliteOptions {
+    /// Defaults for the file at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::Full,
+            readers: 4,
+        }
+    }
+}
+
+pub(crate) fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+/// The SQLite [`Store`].
+pub struct SqliteStore {
+    commands: Option<mpsc::Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Arc<Readers>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the database and starts its
+    /// writer thread. Must be called inside a Tokio runtime.
+    pub fn open(options: SqliteOptions, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        let conn = schema::open_writer(&options)?;
+        let chain = read_head(&conn)?;
+        let readers = Arc::new(Readers::new(options)?);
+        let (tx, rx) = mpsc::channel(4096);
+        let writer_clock = clock.clone();
+        let writer = std::thread::Builder::new()
+            .name("signoff-sqlite-writer".into())
+            .spawn(move || writer::run(conn, chain, writer_clock, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        Ok(Self {
+            commands: Some(tx),
+            writer: Some(writer),
+            readers,
+            clock,
+        })
+    }
+
+    async fn write(&self, op: Op) -> StoreResult<Done> {
+        let (reply, answer) = oneshot::channel();
+        let commands = self
+            .commands
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        commands
+            .send(Command { op, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish its last batch; wait for
+        // it so the file is closed cleanly.
+        self.commands.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn mismatch() -> StoreError {
+    StoreError::Corrupt("store writer answered the wrong kind of result".into())
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn create(
+        &self,
+        id: Uuid,
+        draft: RequestDraft,
+        idempotency: Option<IdempotencyKey>,
+    ) -> StoreResult<Created> {
+        match self
+            .write(Op::Create {
+                id,
+                draft,
+                idempotency,
+            })
+            .await?
+        {
+            Done::Created(created) => Ok(created),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn decide(&self, id: Uuid, verdict: Verdict) -> StoreResult<Request> {
+        match self.write(Op::Decide { id, verdict }).await? {
+            Done::Decided(request) => Ok(request),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<Request>> {
+        self.readers
+            .run(move |conn| rows::load_request(conn, id))
+            .await
+    }
+
+    async fn list(&self, query: ListQuery) -> StoreResult<Page> {
+        let now = micros(self.clock.now());
+        self.readers
+            .run(move |conn| {
+                let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE 1 = 1");
+                if query.status.is_some() {
+                    sql.push_str(" AND status = ?1");
+                }
+                if query.status == Some(Status::Pending) {
+                    sql.push_str(" AND expires_at > ?2");
+                }
+                if query.before.is_some() {
+                    sql.push_str(" AND id < ?3");
+                }
+                sql.push_str(" ORDER BY id DESC LIMIT ?4");
+                let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+                let params = (
+                    query.status.map(Status::as_str),
+                    now,
+                    query.before.map(|id| id.to_string()),
+                    query.limit,
+                );
+                // Numbered parameters: ?4 is always present, so all four
+                // are bound and the SQL uses the ones it names.
+                let mut rows = stmt.query(params).map_err(unavailable)?;
+                let mut requests = Vec::with_capacity(query.limit as usize);
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    requests.push(request_from_row(row)?);
+                }
+                let next = (requests.len() == query.limit as usize)
+                    .then(|| requests.last().map(|r| r.id))
+                    .flatten();
+                Ok(Page { requests, next })
+            })
+            .await
+    }
+
+    async fn count(&self, status: Status) -> StoreResult<u64> {
+        let now = micros(self.clock.now());
+        self.readers
+            .run(move |conn| {
+                // Pending ones already overdue are left out, as in `list`.
+                let count = if status == Status::Pending {
+                    conn.query_row(
+                        "SELECT COUNT(*) FROM requests WHERE status = 'pending' AND expires_at > ?1",
+                        [now],
+                        |row| row.get::<_, i64>(0),
+                    )
+                } else {
+                    conn.query_row(
+                        "SELECT COUNT(*) FROM requests WHERE status = ?1",
+                        [status.as_str()],
+                        |row| row.get::<_, i64>(0),
+                    )
+                };
+                count.map(|n| n.max(0).unsigned_abs()).map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn expire_overdue(&self, limit: u32) -> StoreResult<Vec<Request>> {
+        match self.write(Op::ExpireOverdue { limit }).await? {
+            Done::Expired(requests) => Ok(requests),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn next_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.readers
+            .run(|conn| {
+                let next: Option<i64> = conn
+                    .query_row(
+                        "SELECT MIN(expires_at) FROM requests WHERE status = 'pending'",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .map_err(unavailable)?;
+                Ok(next.and_then(DateTime::from_timestamp_micros))
+            })
+            .await
+    }
+
+    async fn audit(&self, query: AuditQuery) -> StoreResult<Vec<signoff_core::AuditEntry>> {
+        self.readers
+            .run(move |conn| {
+                let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1");
+                if query.request_id.is_some() {
+                    sql.push_str(" AND request_id = ?2");
+                }
+                sql.push_str(" ORDER BY seq LIMIT ?3");
+                let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+                let mut rows = stmt
+                    .query((
+                        query.after_seq.unwrap_or(0),
+                        query.request_id.map(|id| id.to_string()),
+                        query.limit,
+                    ))
+                    .map_err(unavailable)?;
+                let mut entries = Vec::new();
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    entries.push(entry_from_row(row)?);
+                }
+                Ok(entries)
+            })
+            .await
+    }
+
+    async fn verify_audit(&self) -> StoreResult<AuditReport> {
+        self.readers
+            .run(|conn| {
+                // One read transaction, so the head and the entries are one
+                // consistent snapshot.
+                conn.execute_batch("BEGIN").map_err(unavailable)?;
+                let report = verify(conn);
+                let _ = conn.execute_batch("COMMIT");
+                report
+            })
+            .await
+    }
+}
+
+fn verify(conn: &rusqlite::Connection) -> StoreResult<AuditReport> {
+    let head = read_head(conn)?;
+    let mut verifier = Verifier::new();
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"))
+        .map_err(unavailable)?;
+    let mut rows = stmt.query([]).map_err(unavailable)?;
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let seq: i64 = row.get(0).map_err(unavailable)?;
+        // A row that no longer decodes was edited as surely as one whose
+        // hash does not match.
+        let checked = match entry_from_row(row) {
+            Ok(entry) => verifier.check(&entry),
+            Err(_) => Err(signoff_core::ChainBreak {
+                seq,
+                fault: signoff_core::ChainFault::Edited,
+            }),
+        };
+        if let Err(broken) = checked {
+            return Ok(AuditReport {
+                checked: verifier.checked(),
+                head,
+                broken: Some(broken),
+            });
+        }
+    }
+    Ok(AuditReport {
+        checked: verifier.checked(),
+        head,
+        broken: verifier.finish(head).err(),
+    })
+}

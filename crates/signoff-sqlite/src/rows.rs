@@ -1,0 +1,225 @@
+//! Converting between domain values and SQLite rows.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Map, Value};
+use signoff_core::{
+    AuditEntry, AuditEvent, AuditRecord, Chain, Decision, Digest, Request, Status, canonical_json,
+    format_time,
+};
+use signoff_store::StoreError;
+use uuid::Uuid;
+
+use crate::unavailable;
+
+/// The columns of `requests`, in the order [`request_from_row`] reads them.
+pub(crate) const REQUEST_COLUMNS: &str = "id, title, description, proposed_action, requester, labels, \
+     created_at, expires_at, status, reviewer, decided_at, comment, rejection_reason";
+
+/// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
+pub(crate) const AUDIT_COLUMNS: &str =
+    "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash";
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {detail}"))
+}
+
+pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_micros(what: &str, value: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(value).ok_or_else(|| corrupt(what, value))
+}
+
+fn uuid(what: &str, text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| corrupt(what, e))
+}
+
+/// Reads a request from a row selected with [`REQUEST_COLUMNS`].
+pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
+    let get_err = |e: rusqlite::Error| corrupt("request row", e);
+    let id: String = row.get(0).map_err(get_err)?;
+    let action: String = row.get(3).map_err(get_err)?;
+    let labels: String = row.get(5).map_err(get_err)?;
+    let status: String = row.get(8).map_err(get_err)?;
+    let decided_at: Option<i64> = row.get(10).map_err(get_err)?;
+    let status = Status::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+    let decision = match decided_at {
+        Some(at) => Some(Decision {
+            reviewer: row.get(9).map_err(get_err)?,
+            decided_at: from_micros("decided_at", at)?,
+            comment: row.get(11).map_err(get_err)?,
+            rejection_reason: row.get(12).map_err(get_err)?,
+        }),
+        None => None,
+    };
+    Ok(Request {
+        id: uuid("request id", &id)?,
+        title: row.get(1).map_err(get_err)?,
+        description: row.get(2).map_err(get_err)?,
+        proposed_action: serde_json::from_str::<Map<String, Value>>(&action)
+            .map_err(|e| corrupt("proposed_action", e))?,
+        requester: row.get(4).map_err(get_err)?,
+        labels: serde_json::from_str(&labels).map_err(|e| corrupt("labels", e))?,
+        created_at: from_micros("created_at", row.get(6).map_err(get_err)?)?,
+        expires_at: from_micros("expires_at", row.get(7).map_err(get_err)?)?,
+        status,
+        decision,
+    })
+}
+
+/// Reads one request by id.
+pub(crate) fn load_request(conn: &Connection, id: Uuid) -> Result<Option<Request>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"
+        ))
+        .map_err(unavailable)?;
+    let mut rows = stmt.query([id.to_string()]).map_err(unavailable)?;
+    match rows.next().map_err(unavailable)? {
+        Some(row) => request_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Inserts a new request.
+pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(), StoreError> {
+    let action = Value::Object(request.proposed_action.clone()).to_string();
+    let labels = serde_json::to_string(&request.labels).map_err(|e| corrupt("labels", e))?;
+    let decision = request.decision.as_ref();
+    conn.prepare_cached(&format!(
+        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            request.id.to_string(),
+            request.title,
+            request.description,
+            action,
+            request.requester,
+            labels,
+            micros(request.created_at),
+            micros(request.expires_at),
+            request.status.as_str(),
+            decision.and_then(|d| d.reviewer.as_deref()),
+            decision.map(|d| micros(d.decided_at)),
+            decision.and_then(|d| d.comment.as_deref()),
+            decision.and_then(|d| d.rejection_reason.as_deref()),
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Records a transition of a pending request: the compare-and-set that makes
+/// a second decision on the same request impossible.
+pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(), StoreError> {
+    let decision = request.decision.as_ref();
+    let changed = conn
+        .prepare_cached(
+            "UPDATE requests SET status = ?2, reviewer = ?3, decided_at = ?4, comment = ?5, rejection_reason = ?6
+             WHERE id = ?1 AND status = 'pending'",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                request.id.to_string(),
+                request.status.as_str(),
+                decision.and_then(|d| d.reviewer.as_deref()),
+                decision.map(|d| micros(d.decided_at)),
+                decision.and_then(|d| d.comment.as_deref()),
+                decision.and_then(|d| d.rejection_reason.as_deref()),
+            ])
+        })
+        .map_err(unavailable)?;
+    if changed != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "request {} was not pending when its decision was written",
+            request.id
+        )));
+    }
+    Ok(())
+}
+
+/// Appends one audit entry.
+pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
+    let r = &entry.record;
+    conn.prepare_cached(&format!(
+        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            entry.seq,
+            format_time(r.at),
+            r.event.as_str(),
+            r.request_id.to_string(),
+            r.title,
+            r.actor,
+            r.reason,
+            r.comment,
+            r.action.as_ref().map(canonical_json),
+            entry.prev_hash.to_hex(),
+            entry.hash.to_hex(),
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Records the head of the chain beside it.
+pub(crate) fn write_head(conn: &Connection, chain: &Chain) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_head (id, last_seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq, hash = excluded.hash",
+    )
+    .and_then(|mut stmt| stmt.execute(params![chain.last_seq(), chain.head().to_hex()]))
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Reads the recorded head (genesis for an empty trail).
+pub(crate) fn read_head(conn: &Connection) -> Result<Chain, StoreError> {
+    let head: Option<(i64, String)> = conn
+        .query_row("SELECT last_seq, hash FROM audit_head WHERE id = 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+        .map_err(unavailable)?;
+    match head {
+        None => Ok(Chain::genesis()),
+        Some((seq, hash)) => Digest::from_hex(&hash)
+            .map(|digest| Chain::resume(seq, digest))
+            .ok_or_else(|| corrupt("audit head hash", hash)),
+    }
+}
+
+/// Reads an audit entry from a row selected with [`AUDIT_COLUMNS`].
+pub(crate) fn entry_from_row(row: &Row<'_>) -> Result<AuditEntry, StoreError> {
+    let get_err = |e: rusqlite::Error| corrupt("audit row", e);
+    let at: String = row.get(1).map_err(get_err)?;
+    let event: String = row.get(2).map_err(get_err)?;
+    let request_id: String = row.get(3).map_err(get_err)?;
+    let action: Option<String> = row.get(8).map_err(get_err)?;
+    let prev_hash: String = row.get(9).map_err(get_err)?;
+    let hash: String = row.get(10).map_err(get_err)?;
+    Ok(AuditEntry {
+        seq: row.get(0).map_err(get_err)?,
+        record: AuditRecord {
+            event: AuditEvent::parse(&event).ok_or_else(|| corrupt("audit event", &event))?,
+            at: DateTime::parse_from_rfc3339(&at)
+                .map_err(|e| corrupt("audit time", e))?
+                .with_timezone(&Utc),
+            request_id: uuid("audit request id", &request_id)?,
+            title: row.get(4).map_err(get_err)?,
+            actor: row.get(5).map_err(get_err)?,
+            reason: row.get(6).map_err(get_err)?,
+            comment: row.get(7).map_err(get_err)?,
+            action: action
+                .map(|a| serde_json::from_str(&a))
+                .transpose()
+                .map_err(|e| corrupt("audit action", e))?,
+        },
+        prev_hash: Digest::from_hex(&prev_hash).ok_or_else(|| corrupt("prev_hash", &prev_hash))?,
+        hash: Digest::from_hex(&hash).ok_or_else(|| corrupt("hash", &hash))?,
+    })
+}

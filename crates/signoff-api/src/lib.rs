@@ -1,0 +1,10 @@
+//! The JSON that crosses the wire: request and response bodies of `/v1` and
+//! of the guide's `/approval` routes, with their OpenAPI schemas.
+//!
+//! Both the server (which answers with these) and the client (which reads
+//! them) use this crate, so the two cannot drift apart.
+
+pub mod guide;
+pub mod v1;
+
+pub use v1::*;

@@ -1,0 +1,358 @@
+//! Bodies of the `/v1` API.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use signoff_core::{AuditEntry, Request, Status};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// A request's life, as seconds or as a duration string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExpiresIn {
+    /// Seconds; 0 means already expired.
+    Seconds(u64),
+    /// Digits with an optional unit: "90s", "30m", "24h", "7d".
+    Text(String),
+}
+
+impl utoipa::PartialSchema for ExpiresIn {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(999_999_999)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^([0-9]{1,9}s?|[0-9]{1,7}m|[0-9]{1,5}h|[0-9]{1,4}d)$")),
+            )
+            .description(Some(
+                "Seconds, or digits with a unit (\"90s\", \"30m\", \"24h\", \"7d\"); 0 means already expired.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ExpiresIn {}
+
+/// Body of `POST /v1/requests`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// 1 to 200 characters, not all white space.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub title: String,
+    /// Free text for the reviewer.
+    #[serde(default)]
+    pub description: String,
+    /// The change to approve: any JSON object.
+    #[schema(value_type = Object)]
+    pub proposed_action: Map<String, Value>,
+    /// Who asks (defaults to "anonymous").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub requester: Option<String>,
+    /// Free-form tags.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// How long it stays open (default 24 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<ExpiresIn>,
+}
+
+/// Body of `POST /v1/requests/{id}/approve`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// Who signs off.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub reviewer: String,
+    /// Optional remark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Body of `POST /v1/requests/{id}/reject`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    /// Who refuses.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub reviewer: String,
+    /// Why: required, and sent back to the drafter.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+    pub reason: String,
+}
+
+/// Body of `POST /v1/requests/{id}/cancel` (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Who withdraws it (defaults to "anonymous").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub actor: Option<String>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+    pub reason: Option<String>,
+}
+
+/// A request's status on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusView {
+    /// Waiting for a reviewer.
+    Pending,
+    /// Signed off.
+    Approved,
+    /// Refused.
+    Rejected,
+    /// Ran out of time.
+    Expired,
+    /// Withdrawn.
+    Cancelled,
+}
+
+impl From<Status> for StatusView {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Pending => Self::Pending,
+            Status::Approved => Self::Approved,
+            Status::Rejected => Self::Rejected,
+            Status::Expired => Self::Expired,
+            Status::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<StatusView> for Status {
+    fn from(status: StatusView) -> Self {
+        match status {
+            StatusView::Pending => Self::Pending,
+            StatusView::Approved => Self::Approved,
+            StatusView::Rejected => Self::Rejected,
+            StatusView::Expired => Self::Expired,
+            StatusView::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// How a request left `pending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionView {
+    /// Who decided or cancelled; null when it expired.
+    pub reviewer: Option<String>,
+    /// When.
+    pub decided_at: DateTime<Utc>,
+    /// The reviewer's comment, or the reason given on cancel.
+    pub comment: Option<String>,
+    /// Why it was rejected.
+    pub rejection_reason: Option<String>,
+}
+
+/// An approval request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RequestView {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// The change to approve.
+    #[schema(value_type = Object)]
+    pub proposed_action: Map<String, Value>,
+    /// Who asked.
+    pub requester: String,
+    /// Tags.
+    pub labels: BTreeMap<String, String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it expires (or expired).
+    pub expires_at: DateTime<Utc>,
+    /// Where it is in its life.
+    pub status: StatusView,
+    /// Set once it left `pending`.
+    pub decision: Option<DecisionView>,
+}
+
+impl From<Request> for RequestView {
+    fn from(r: Request) -> Self {
+        Self {
+            id: r.id,
+            title: r.title,
+            description: r.description,
+            proposed_action: r.proposed_action,
+            requester: r.requester,
+            labels: r.labels,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            status: r.status.into(),
+            decision: r.decision.map(|d| DecisionView {
+                reviewer: d.reviewer,
+                decided_at: d.decided_at,
+                comment: d.comment,
+                rejection_reason: d.rejection_reason,
+            }),
+        }
+    }
+}
+
+/// A page of requests, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RequestPage {
+    /// The requests.
+    pub requests: Vec<RequestView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `GET /v1/requests`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only requests in this status.
+    pub status: Option<StatusView>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(format = Uuid)]
+    pub cursor: Option<String>,
+}
+
+/// Query of `GET /v1/requests/{id}/wait`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// Seconds to wait for a decision, 0 to 300 (default 30).
+    #[param(minimum = 0, maximum = 300)]
+    pub timeout: Option<u64>,
+}
+
+/// Query of `GET /v1/audit`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only the trail of this request.
+    pub request_id: Option<Uuid>,
+    /// Only entries after this sequence number.
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// One audit trail entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryView {
+    /// Position in the trail, from 1.
+    pub seq: i64,
+    /// When (RFC 3339, UTC).
+    pub timestamp: DateTime<Utc>,
+    /// created, approved, rejected, expired or cancelled.
+    pub event: String,
+    /// The request.
+    pub request_id: Uuid,
+    /// Its title.
+    pub title: String,
+    /// Who did it; null for expiry.
+    pub actor: Option<String>,
+    /// Rejection or cancellation reason.
+    pub reason: Option<String>,
+    /// Reviewer's comment.
+    pub comment: Option<String>,
+    /// The proposed action, on creation and approval.
+    #[schema(value_type = Option<Object>)]
+    pub action: Option<Value>,
+    /// Hash of the previous entry.
+    pub prev_hash: String,
+    /// Hash of this entry.
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditEntryView {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            seq: e.seq,
+            timestamp: e.record.at,
+            event: e.record.event.as_str().to_owned(),
+            request_id: e.record.request_id,
+            title: e.record.title,
+            actor: e.record.actor,
+            reason: e.record.reason,
+            comment: e.record.comment,
+            action: e.record.action,
+            prev_hash: e.prev_hash.to_hex(),
+            hash: e.hash.to_hex(),
+        }
+    }
+}
+
+/// A page of the audit trail, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// Where the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChainBreakView {
+    /// The first entry that does not fit.
+    pub seq: i64,
+    /// edited, removed, reordered, truncated or head_mismatch.
+    pub fault: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// Result of `GET /v1/audit/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyReport {
+    /// True when the whole trail is intact.
+    pub ok: bool,
+    /// Entries checked before the walk ended.
+    pub checked: u64,
+    /// The last sequence number recorded in the head.
+    pub last_seq: i64,
+    /// The head hash recorded beside the trail.
+    pub head_hash: String,
+    /// The first break, when not ok.
+    pub broken: Option<ChainBreakView>,
+}
+
+/// The body of every `/v1` error.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a human-readable message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: bad_request, not_found, conflict, expired, ...
+    pub code: String,
+    /// What went wrong and, for bad input, which field and why.
+    pub message: String,
+}
+
+/// Body of `GET /healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// "ok".
+    pub status: String,
+}

@@ -1,0 +1,184 @@
+//! Signoff's HTTP server.
+//!
+//! [`router`] builds the axum application over a [`Service`]; [`run`] serves
+//! it on a bound listener with the background sweeper until shutdown;
+//! [`serve`] is what `signoff serve` calls: open the store, bind, run until
+//! SIGINT or SIGTERM.
+//!
+//! Architecture invariant: generic over `Arc<dyn Store>`; no SQL here, and
+//! handlers only parse, call the service, and shape answers.
+
+pub mod error;
+pub mod extract;
+pub mod hub;
+pub mod openapi;
+pub mod routes;
+pub mod service;
+pub mod sweeper;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use signoff_core::{Clock, SystemClock};
+use signoff_sqlite::{Durability, SqliteOptions, SqliteStore};
+use signoff_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::error::AppError;
+pub use crate::service::Service;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The approval service.
+    pub service: Service,
+    /// Renders `/metrics`; `None` when another server in this process
+    /// installed the recorder first.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl FromRef<AppState> for Service {
+    fn from_ref(state: &AppState) -> Self {
+        state.service.clone()
+    }
+}
+
+/// Settings of `signoff serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// A SQLite path or `sqlite:` URL.
+    pub database: String,
+    /// Commit durability for SQLite.
+    pub durability: Durability,
+}
+
+/// The application: every route, the body limit, JSON 404s.
+pub fn router(state: AppState) -> Router {
+    use routes::{guide, meta, v1};
+    Router::new()
+        .route("/v1/requests", post(v1::create).get(v1::list))
+        .route("/v1/requests/{id}", get(v1::get))
+        .route("/v1/requests/{id}/approve", post(v1::approve))
+        .route("/v1/requests/{id}/reject", post(v1::reject))
+        .route("/v1/requests/{id}/cancel", post(v1::cancel))
+        .route("/v1/requests/{id}/wait", get(v1::wait))
+        .route("/v1/audit", get(v1::audit))
+        .route("/v1/audit/verify", get(v1::verify))
+        .route("/approval", post(guide::create))
+        .route("/approval/pending", get(guide::pending))
+        .route("/approval/{request_id}", get(guide::get))
+        .route("/approval/{request_id}/approve", post(guide::approve))
+        .route("/approval/{request_id}/reject", post(guide::reject))
+        .route("/healthz", get(meta::healthz))
+        .route("/metrics", get(meta::metrics))
+        .route("/openapi.json", get(meta::openapi))
+        .fallback(|| async {
+            AppError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Installs the Prometheus recorder for this process (once).
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).ok().map(|()| handle)
+}
+
+/// Opens the store named by `database`: a file path or a `sqlite:` URL.
+pub fn open_store(
+    database: &str,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        anyhow::bail!(
+            "PostgreSQL is not supported by this build yet; use a SQLite file path or sqlite: URL"
+        );
+    }
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))
+        .unwrap_or(database);
+    let path = path.split('?').next().unwrap_or(path);
+    let mut options = SqliteOptions::new(path);
+    options.durability = durability;
+    let store = SqliteStore::open(options, clock)
+        .with_context(|| format!("failed to open database {path}"))?;
+    Ok(Arc::new(store))
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish and stops the sweeper.
+pub async fn run(
+    listener: TcpListener,
+    service: Service,
+    metrics: Option<PrometheusHandle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(service.clone(), stop_rx));
+    let app = router(AppState {
+        service,
+        metrics,
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server failed");
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    served
+}
+
+/// `signoff serve`: open the database, bind, announce, serve until a signal.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config.database, config.durability, clock.clone())?;
+    let service = Service::new(store, clock);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("no local address")?;
+    tracing::info!(%addr, database = %config.database, "signoff serving");
+    // Tests and scripts read this line to learn the port when asked for :0.
+    println!("signoff listening on http://{addr}");
+    run(listener, service, install_metrics(), shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,5 @@
+//! The HTTP routes. Each submodule is a family of thin handlers.
+
+pub mod guide;
+pub mod meta;
+pub mod v1;

@@ -1,0 +1,350 @@
+//! The `/v1` API: thin handlers over [`Service`].
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use signoff_api::{
+    ApproveBody, AuditEntryView, AuditPage, AuditParams, CancelBody, ChainBreakView, ErrorBody,
+    ListParams, NewRequest, RejectBody, RequestPage, RequestView, VerifyReport, WaitParams,
+};
+use signoff_core::ChainFault;
+use signoff_store::{AuditQuery, ListQuery};
+
+use crate::error::AppError;
+use crate::extract::{Json, Query, request_id};
+use crate::service::{MAX_WAIT_SECONDS, Service};
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            AppError::bad_request(format!(
+                "Idempotency-Key: must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Creates an approval request.
+#[utoipa::path(
+    post, path = "/v1/requests", tag = "requests",
+    request_body = NewRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe create: the same key and body return the same request")),
+    responses(
+        (status = 201, description = "Created (or replayed for a repeated Idempotency-Key)", body = RequestView),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    Json(body): Json<NewRequest>,
+) -> Result<Response, AppError> {
+    let key = idempotency_key(&headers)?;
+    let created = service.create(body, key).await?;
+    let location = format!("/v1/requests/{}", created.request.id);
+    let mut response = (
+        StatusCode::CREATED,
+        axum::Json(RequestView::from(created.request)),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if created.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Lists requests, newest first.
+#[utoipa::path(
+    get, path = "/v1/requests", tag = "requests",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of requests", body = RequestPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(service): State<Service>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<RequestPage>, AppError> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::bad_request("limit: must be between 1 and 500"));
+    }
+    let before = params
+        .cursor
+        .as_deref()
+        .map(|c| {
+            uuid::Uuid::parse_str(c).map_err(|_| {
+                AppError::bad_request("cursor: not a cursor returned by this API (next_cursor)")
+            })
+        })
+        .transpose()?;
+    let page = service
+        .list(ListQuery {
+            status: params.status.map(Into::into),
+            limit,
+            before,
+        })
+        .await?;
+    Ok(axum::Json(RequestPage {
+        requests: page.requests.into_iter().map(RequestView::from).collect(),
+        next_cursor: page.next.map(|id| id.to_string()),
+    }))
+}
+
+/// Reads one request.
+#[utoipa::path(
+    get, path = "/v1/requests/{id}", tag = "requests",
+    params(("id" = uuid::Uuid, Path, description = "Request id")),
+    responses(
+        (status = 200, description = "The request", body = RequestView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get(
+    State(service): State<Service>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<RequestView>, AppError> {
+    let request = service.get(request_id(&id)?).await?;
+    Ok(axum::Json(request.into()))
+}
+
+/// Approves a pending request.
+#[utoipa::path(
+    post, path = "/v1/requests/{id}/approve", tag = "decisions",
+    params(("id" = uuid::Uuid, Path, description = "Request id")),
+    request_body = ApproveBody,
+    responses(
+        (status = 200, description = "Approved", body = RequestView),
+        (status = 400, description = "Invalid id or body", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Already decided (code conflict) or expired (code expired)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn approve(
+    State(service): State<Service>,
+    Path(id): Path<String>,
+    Json(body): Json<ApproveBody>,
+) -> Result<axum::Json<RequestView>, AppError> {
+    let request = service.approve(request_id(&id)?, body).await?;
+    Ok(axum::Json(request.into()))
+}
+
+/// Rejects a pending request, with a reason.
+#[utoipa::path(
+    post, path = "/v1/requests/{id}/reject", tag = "decisions",
+    params(("id" = uuid::Uuid, Path, description = "Request id")),
+    request_body = RejectBody,
+    responses(
+        (status = 200, description = "Rejected", body = RequestView),
+        (status = 400, description = "Invalid id or body (the reason is required)", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Already decided or expired", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn reject(
+    State(service): State<Service>,
+    Path(id): Path<String>,
+    Json(body): Json<RejectBody>,
+) -> Result<axum::Json<RequestView>, AppError> {
+    let request = service.reject(request_id(&id)?, body).await?;
+    Ok(axum::Json(request.into()))
+}
+
+/// Withdraws a pending request. The body is optional.
+#[utoipa::path(
+    post, path = "/v1/requests/{id}/cancel", tag = "decisions",
+    params(("id" = uuid::Uuid, Path, description = "Request id")),
+    request_body(content = Option<CancelBody>, description = "Optional: who cancels and why"),
+    responses(
+        (status = 200, description = "Cancelled", body = RequestView),
+        (status = 400, description = "Invalid id or body", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Already decided or expired", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn cancel(
+    State(service): State<Service>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<RequestView>, AppError> {
+    let id = request_id(&id)?;
+    let body = optional_json::<CancelBody>(&headers, &body)?;
+    let request = service.cancel(id, body.unwrap_or_default()).await?;
+    Ok(axum::Json(request.into()))
+}
+
+/// A JSON body that may be absent (empty).
+fn optional_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<T>, AppError> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime_lite::Mime>().ok())
+        .is_some_and(|m| m.is_json());
+    if !is_json {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| AppError::bad_request(format!("invalid body: {e}")))
+}
+
+/// Just enough media-type parsing to accept `application/json` and
+/// `application/*+json` with parameters.
+mod mime_lite {
+    pub struct Mime(String);
+
+    impl std::str::FromStr for Mime {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let essence = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            Ok(Self(essence))
+        }
+    }
+
+    impl Mime {
+        pub fn is_json(&self) -> bool {
+            self.0 == "application/json"
+                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
+        }
+    }
+}
+
+/// Waits for a decision (long poll).
+#[utoipa::path(
+    get, path = "/v1/requests/{id}/wait", tag = "requests",
+    params(("id" = uuid::Uuid, Path, description = "Request id"), WaitParams),
+    responses(
+        (status = 200, description = "The request once it left pending, or still pending when the timeout ended", body = RequestView),
+        (status = 400, description = "Invalid id or timeout", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn wait(
+    State(service): State<Service>,
+    Path(id): Path<String>,
+    Query(params): Query<WaitParams>,
+) -> Result<axum::Json<RequestView>, AppError> {
+    let id = request_id(&id)?;
+    let timeout = params.timeout.unwrap_or(30);
+    if timeout > MAX_WAIT_SECONDS {
+        return Err(AppError::bad_request(format!(
+            "timeout: must be at most {MAX_WAIT_SECONDS} seconds"
+        )));
+    }
+    let request = service.wait(id, Duration::from_secs(timeout)).await?;
+    Ok(axum::Json(request.into()))
+}
+
+/// Reads the audit trail, oldest first.
+#[utoipa::path(
+    get, path = "/v1/audit", tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "A page of the trail", body = AuditPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn audit(
+    State(service): State<Service>,
+    Query(params): Query<AuditParams>,
+) -> Result<axum::Json<AuditPage>, AppError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::bad_request("limit: must be between 1 and 1000"));
+    }
+    if params.after.is_some_and(|a| a < 0) {
+        return Err(AppError::bad_request("after: must not be negative"));
+    }
+    let entries = service
+        .store()
+        .audit(AuditQuery {
+            request_id: params.request_id,
+            after_seq: params.after,
+            limit,
+        })
+        .await?;
+    let next_after = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(axum::Json(AuditPage {
+        entries: entries.into_iter().map(AuditEntryView::from).collect(),
+        next_after,
+    }))
+}
+
+/// Walks the whole audit chain and names the first entry that was edited,
+/// removed or reordered.
+#[utoipa::path(
+    get, path = "/v1/audit/verify", tag = "audit",
+    responses(
+        (status = 200, description = "The result of the walk (ok false names the break)", body = VerifyReport),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn verify(State(service): State<Service>) -> Result<axum::Json<VerifyReport>, AppError> {
+    let report = service.store().verify_audit().await?;
+    Ok(axum::Json(VerifyReport {
+        ok: report.broken.is_none(),
+        checked: report.checked,
+        last_seq: report.head.last_seq(),
+        head_hash: report.head.head().to_hex(),
+        broken: report.broken.map(|b| ChainBreakView {
+            seq: b.seq,
+            fault: match b.fault {
+                ChainFault::Edited => "edited",
+                ChainFault::Removed { .. } => "removed",
+                ChainFault::Reordered => "reordered",
+                ChainFault::Truncated { .. } => "truncated",
+                ChainFault::HeadMismatch => "head_mismatch",
+            }
+            .to_owned(),
+            message: b.to_string(),
+        }),
+    }))
+}

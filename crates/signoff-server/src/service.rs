@@ -1,0 +1,226 @@
+//! The approval service: the one API every route (`/v1`, the guide's
+//! routes, later the web inbox and the workflow runner) calls. It turns
+//! parsed input into store calls and wakes waiters after each change.
+//!
+//! Architecture invariant: handlers do no business logic; they parse, call
+//! one method here, and shape the answer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use signoff_api::{ApproveBody, CancelBody, NewRequest, RejectBody};
+use signoff_core::{
+    Actor, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title,
+    ValidationError, Verdict, canonical_json,
+};
+use signoff_store::{Created, IdempotencyKey, ListQuery, Page, Store, StoreError};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::hub::Hub;
+
+/// The actor recorded when a client names none.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The longest long poll, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 300;
+
+/// Shared state of the service; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hub: Hub,
+    sweeper: Arc<SweeperSignal>,
+}
+
+/// How the service and the sweeper talk: the sweeper publishes when it next
+/// wakes, and a create that expires sooner nudges it.
+pub(crate) struct SweeperSignal {
+    /// Unix microseconds of the sweeper's next wake-up.
+    pub(crate) next_wake: AtomicI64,
+    pub(crate) nudge: watch::Sender<()>,
+}
+
+impl Service {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            hub: Hub::default(),
+            sweeper: Arc::new(SweeperSignal {
+                next_wake: AtomicI64::new(i64::MAX),
+                nudge: watch::channel(()).0,
+            }),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub(crate) fn sweeper_signal(&self) -> &Arc<SweeperSignal> {
+        &self.sweeper
+    }
+
+    /// Creates a request. With `idempotency_key`, a retry of the same body
+    /// returns the first request instead of making another.
+    pub async fn create(
+        &self,
+        body: NewRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<Created, ServiceError> {
+        let idempotency = idempotency_key.map(|key| {
+            // The fingerprint covers the body as parsed, so white space and
+            // key order in the JSON do not matter.
+            let value = serde_json::to_value(&body).unwrap_or(Value::Null);
+            IdempotencyKey {
+                key,
+                fingerprint: Digest::sha256(canonical_json(&value).as_bytes()),
+            }
+        });
+        let draft = draft_of(body)?;
+        let created = self
+            .store
+            .create(Uuid::now_v7(), draft, idempotency)
+            .await?;
+        if !created.replayed {
+            metrics::counter!("signoff_requests_created_total").increment(1);
+            self.after_create(&created.request);
+        }
+        Ok(created)
+    }
+
+    fn after_create(&self, request: &Request) {
+        if request.status == Status::Expired {
+            self.hub.notify(request.id);
+        } else if request.expires_at.timestamp_micros()
+            < self.sweeper.next_wake.load(Ordering::Acquire)
+        {
+            self.sweeper.nudge.send_replace(());
+        }
+    }
+
+    /// Approves a pending request.
+    pub async fn approve(&self, id: Uuid, body: ApproveBody) -> Result<Request, ServiceError> {
+        let verdict = Verdict::Approve {
+            reviewer: Actor::parse("reviewer", &body.reviewer)?,
+            comment: body.comment.filter(|c| !c.trim().is_empty()),
+        };
+        self.decide(id, verdict).await
+    }
+
+    /// Rejects a pending request; the reason is required.
+    pub async fn reject(&self, id: Uuid, body: RejectBody) -> Result<Request, ServiceError> {
+        let verdict = Verdict::Reject {
+            reviewer: Actor::parse("reviewer", &body.reviewer)?,
+            reason: Reason::parse("reason", &body.reason)?,
+        };
+        self.decide(id, verdict).await
+    }
+
+    /// Withdraws a pending request.
+    pub async fn cancel(&self, id: Uuid, body: CancelBody) -> Result<Request, ServiceError> {
+        let verdict = Verdict::Cancel {
+            actor: Actor::parse("actor", body.actor.as_deref().unwrap_or(ANONYMOUS))?,
+            reason: body
+                .reason
+                .as_deref()
+                .map(|r| Reason::parse("reason", r))
+                .transpose()?,
+        };
+        self.decide(id, verdict).await
+    }
+
+    async fn decide(&self, id: Uuid, verdict: Verdict) -> Result<Request, ServiceError> {
+        let outcome = match &verdict {
+            Verdict::Approve { .. } => "approved",
+            Verdict::Reject { .. } => "rejected",
+            Verdict::Cancel { .. } => "cancelled",
+        };
+        let result = self.store.decide(id, verdict).await;
+        match &result {
+            Ok(_) => {
+                metrics::counter!("signoff_decisions_total", "outcome" => outcome).increment(1);
+                self.hub.notify(id);
+            }
+            Err(StoreError::Transition(signoff_core::TransitionError::Expired { .. })) => {
+                metrics::counter!("signoff_requests_expired_total").increment(1);
+                self.hub.notify(id);
+            }
+            Err(_) => {}
+        }
+        Ok(result?)
+    }
+
+    /// Reads one request.
+    pub async fn get(&self, id: Uuid) -> Result<Request, ServiceError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or(ServiceError::Store(StoreError::NotFound(id)))
+    }
+
+    /// Lists requests newest first.
+    pub async fn list(&self, query: ListQuery) -> Result<Page, ServiceError> {
+        Ok(self.store.list(query).await?)
+    }
+
+    /// Waits up to `timeout` for a pending request to be decided, and
+    /// returns it as it is then. Woken by [`Hub`], never by polling.
+    pub async fn wait(&self, id: Uuid, timeout: Duration) -> Result<Request, ServiceError> {
+        let mut subscription = self.hub.subscribe(id);
+        let request = self.get(id).await?;
+        if request.status.is_final() || timeout.is_zero() {
+            return Ok(request);
+        }
+        // A pending request's own expiry also ends the wait: the sweeper
+        // expires it and notifies, so there is no need to watch the clock here.
+        if tokio::time::timeout(timeout, subscription.changed())
+            .await
+            .is_err()
+        {
+            return Ok(request);
+        }
+        self.get(id).await
+    }
+}
+
+/// Turns the body of a create into a valid draft, naming the first bad field.
+fn draft_of(body: NewRequest) -> Result<RequestDraft, ValidationError> {
+    let expires_in = match body.expires_in {
+        None => ExpiresIn::DEFAULT,
+        Some(signoff_api::ExpiresIn::Seconds(seconds)) => ExpiresIn::from_seconds(seconds)?,
+        Some(signoff_api::ExpiresIn::Text(text)) => ExpiresIn::parse(&text)?,
+    };
+    Ok(RequestDraft {
+        title: Title::parse(&body.title)?,
+        description: body.description,
+        proposed_action: body.proposed_action,
+        requester: Actor::parse("requester", body.requester.as_deref().unwrap_or(ANONYMOUS))?,
+        labels: body.labels,
+        expires_in,
+    })
+}
+
+/// What a service call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad input, naming the field.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -91,6 +91,7 @@ where
 
 /// Parses a request id from the path.
 pub fn request_id(text: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(text)
-        .map_err(|_| AppError::bad_request(format!("id: '{text}' is not a valid request id (a UUID)")))
+    Uuid::parse_str(text).map_err(|_| {
+        AppError::bad_request(format!("id: '{text}' is not a valid request id (a UUID)"))
+    })
 }

@@ -79,13 +79,12 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         metrics::gauge!("signoff_waiters").decrement(1.0);
         drop(self.receiver.take());
-        if let Ok(mut waiters) = self.hub.waiters.lock() {
-            if waiters
+        if let Ok(mut waiters) = self.hub.waiters.lock()
+            && waiters
                 .get(&self.id)
                 .is_some_and(|sender| sender.receiver_count() == 0)
-            {
-                waiters.remove(&self.id);
-            }
+        {
+            waiters.remove(&self.id);
         }
     }
 }

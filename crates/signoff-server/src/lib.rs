@@ -85,9 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .route("/openapi.json", get(meta::openapi))
-        .fallback(|| async {
-            AppError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
-        })
+        .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -132,10 +130,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(service.clone(), stop_rx));
-    let app = router(AppState {
-        service,
-        metrics,
-    });
+    let app = router(AppState { service, metrics });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

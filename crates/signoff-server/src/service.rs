@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use signoff_api::{ApproveBody, CancelBody, NewRequest, RejectBody};
 use signoff_core::{
-    Actor, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title,
-    ValidationError, Verdict, canonical_json,
+    Actor, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title, ValidationError,
+    Verdict, canonical_json,
 };
 use signoff_store::{Created, IdempotencyKey, ListQuery, Page, Store, StoreError};
 use tokio::sync::watch;

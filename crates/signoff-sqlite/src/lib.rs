@@ -286,7 +286,9 @@ fn verify(conn: &rusqlite::Connection) -> StoreResult<AuditReport> {
     let head = read_head(conn)?;
     let mut verifier = Verifier::new();
     let mut stmt = conn
-        .prepare_cached(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"))
+        .prepare_cached(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"
+        ))
         .map_err(unavailable)?;
     let mut rows = stmt.query([]).map_err(unavailable)?;
     while let Some(row) = rows.next().map_err(unavailable)? {

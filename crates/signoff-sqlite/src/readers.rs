@@ -35,10 +35,10 @@ impl Readers {
     }
 
     fn give_back(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.options.readers.max(1) * 4 {
-                idle.push(conn);
-            }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.options.readers.max(1) * 4
+        {
+            idle.push(conn);
         }
     }
 

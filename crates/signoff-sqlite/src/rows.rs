@@ -180,9 +180,11 @@ pub(crate) fn write_head(conn: &Connection, chain: &Chain) -> Result<(), StoreEr
 /// Reads the recorded head (genesis for an empty trail).
 pub(crate) fn read_head(conn: &Connection) -> Result<Chain, StoreError> {
     let head: Option<(i64, String)> = conn
-        .query_row("SELECT last_seq, hash FROM audit_head WHERE id = 1", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+        .query_row(
+            "SELECT last_seq, hash FROM audit_head WHERE id = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .optional()
         .map_err(unavailable)?;
     match head {

@@ -14,14 +14,15 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 /// Opens the one connection that writes, creating the file if needed, and
 /// migrates it.
 pub(crate) fn open_writer(options: &SqliteOptions) -> Result<Connection, StoreError> {
-    if let Some(parent) = options.path.parent() {
-        if !parent.as_os_str().is_empty() && !parent.is_dir() {
-            return Err(StoreError::Unavailable(format!(
-                "cannot create database {}: directory {} does not exist",
-                options.path.display(),
-                parent.display()
-            )));
-        }
+    if let Some(parent) = options.path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        return Err(StoreError::Unavailable(format!(
+            "cannot create database {}: directory {} does not exist",
+            options.path.display(),
+            parent.display()
+        )));
     }
     let conn = Connection::open(&options.path).map_err(|e| {
         StoreError::Unavailable(format!("cannot open {}: {e}", options.path.display()))

@@ -89,7 +89,12 @@ struct Applied {
     keep: bool,
 }
 
-fn commit_batch(conn: &mut Connection, chain: &mut Chain, clock: &dyn Clock, batch: &mut Vec<Command>) {
+fn commit_batch(
+    conn: &mut Connection,
+    chain: &mut Chain,
+    clock: &dyn Clock,
+    batch: &mut Vec<Command>,
+) {
     let chain_before = *chain;
     let mut answers: Vec<(oneshot::Sender<StoreResult<Done>>, StoreResult<Done>)> =
         Vec::with_capacity(batch.len());
@@ -135,7 +140,12 @@ fn commit_batch(conn: &mut Connection, chain: &mut Chain, clock: &dyn Clock, bat
     }
 }
 
-fn apply(conn: &Connection, chain: &mut Chain, now: chrono::DateTime<chrono::Utc>, op: Op) -> Applied {
+fn apply(
+    conn: &Connection,
+    chain: &mut Chain,
+    now: chrono::DateTime<chrono::Utc>,
+    op: Op,
+) -> Applied {
     let result = match op {
         Op::Create {
             id,
@@ -151,7 +161,11 @@ fn apply(conn: &Connection, chain: &mut Chain, now: chrono::DateTime<chrono::Utc
     }
 }
 
-fn append(conn: &Connection, chain: &mut Chain, records: Vec<signoff_core::AuditRecord>) -> StoreResult<()> {
+fn append(
+    conn: &Connection,
+    chain: &mut Chain,
+    records: Vec<signoff_core::AuditRecord>,
+) -> StoreResult<()> {
     for record in records {
         insert_entry(conn, &chain.append(record))?;
     }
@@ -180,7 +194,9 @@ fn create(
             let request_id = Uuid::parse_str(&request_id)
                 .map_err(|e| StoreError::Corrupt(format!("idempotency request id: {e}")))?;
             let request = load_request(conn, request_id)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("idempotency key points at missing request {request_id}"))
+                StoreError::Corrupt(format!(
+                    "idempotency key points at missing request {request_id}"
+                ))
             })?;
             return Ok(Created {
                 request,
@@ -195,9 +211,7 @@ fn create(
         conn.prepare_cached(
             "INSERT INTO idempotency_keys (key, fingerprint, request_id) VALUES (?1, ?2, ?3)",
         )
-        .and_then(|mut stmt| {
-            stmt.execute((key.key, key.fingerprint.to_hex(), id.to_string()))
-        })
+        .and_then(|mut stmt| stmt.execute((key.key, key.fingerprint.to_hex(), id.to_string())))
         .map_err(unavailable)?;
     }
     Ok(Created {
@@ -228,7 +242,8 @@ fn decide(
         ),
         Decided::Refused(error) => return refused(error.into()),
     };
-    if let Err(e) = update_decided(conn, &request).and_then(|()| append(conn, chain, vec![record])) {
+    if let Err(e) = update_decided(conn, &request).and_then(|()| append(conn, chain, vec![record]))
+    {
         return refused(e);
     }
     match outcome {

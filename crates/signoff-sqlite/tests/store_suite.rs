@@ -1,4 +1,5 @@
 //! The shared store suite, run against SQLite files.
+#![allow(clippy::unwrap_used)] // test setup: failing loudly is the point
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use signoff_store::{Store, suite};
 fn open() -> (Arc<dyn Store>, Arc<ManualClock>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("t.db")), clock.clone()).unwrap();
+    let store =
+        SqliteStore::open(SqliteOptions::new(dir.path().join("t.db")), clock.clone()).unwrap();
     (Arc::new(store), clock, dir)
 }
 

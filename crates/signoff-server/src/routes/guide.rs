@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use signoff_api::guide::{
-    GuideApprove, GuideApproved, GuideCreate, GuideError, GuidePending, GuideReject,
-    GuideRejected, GuideRequest, GuideSummary,
+    GuideApprove, GuideApproved, GuideCreate, GuideError, GuidePending, GuideReject, GuideRejected,
+    GuideRequest, GuideSummary,
 };
 use signoff_api::{ApproveBody, ExpiresIn, NewRequest, RejectBody};
 use signoff_core::{Request, Status};
@@ -55,9 +55,9 @@ fn refused(error: ServiceError) -> GuideFailure {
         ServiceError::Store(StoreError::NotFound(id)) => {
             GuideFailure(StatusCode::BAD_REQUEST, format!("Request {id} not found"))
         }
-        ServiceError::Store(StoreError::Transition(
-            signoff_core::TransitionError::Expired { .. },
-        )) => GuideFailure(StatusCode::BAD_REQUEST, "Request has expired".into()),
+        ServiceError::Store(StoreError::Transition(signoff_core::TransitionError::Expired {
+            ..
+        })) => GuideFailure(StatusCode::BAD_REQUEST, "Request has expired".into()),
         ServiceError::Store(StoreError::Transition(e)) => {
             GuideFailure(StatusCode::BAD_REQUEST, format!("Request {e}"))
         }
@@ -89,7 +89,9 @@ fn view(r: Request) -> GuideRequest {
         (status = 503, description = "Database unavailable", body = GuideError),
     )
 )]
-pub async fn pending(State(service): State<Service>) -> Result<axum::Json<GuidePending>, GuideFailure> {
+pub async fn pending(
+    State(service): State<Service>,
+) -> Result<axum::Json<GuidePending>, GuideFailure> {
     let page = service
         .list(ListQuery {
             status: Some(Status::Pending),
@@ -150,10 +152,7 @@ pub async fn create(
             u64::from(b.expires_in_hours.unwrap_or(24)) * 3600,
         )),
     };
-    let created = service
-        .create(new, None)
-        .await
-        .map_err(AppError::from)?;
+    let created = service.create(new, None).await.map_err(AppError::from)?;
     Ok((StatusCode::CREATED, axum::Json(view(created.request))))
 }
 
@@ -201,8 +200,12 @@ pub async fn approve(
     json: Result<axum::Json<GuideApprove>, JsonRejection>,
 ) -> Result<axum::Json<GuideApproved>, GuideFailure> {
     let b = body(json)?;
-    let id = parse_id(&request_id, StatusCode::BAD_REQUEST)
-        .map_err(|_| GuideFailure(StatusCode::BAD_REQUEST, format!("Request {request_id} not found")))?;
+    let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
+        GuideFailure(
+            StatusCode::BAD_REQUEST,
+            format!("Request {request_id} not found"),
+        )
+    })?;
     let reviewer = b.reviewer.unwrap_or_else(|| "unknown".into());
     let request = service
         .approve(
@@ -244,8 +247,12 @@ pub async fn reject(
     json: Result<axum::Json<GuideReject>, JsonRejection>,
 ) -> Result<axum::Json<GuideRejected>, GuideFailure> {
     let b = body(json)?;
-    let id = parse_id(&request_id, StatusCode::BAD_REQUEST)
-        .map_err(|_| GuideFailure(StatusCode::BAD_REQUEST, format!("Request {request_id} not found")))?;
+    let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
+        GuideFailure(
+            StatusCode::BAD_REQUEST,
+            format!("Request {request_id} not found"),
+        )
+    })?;
     let reviewer = b.reviewer.unwrap_or_else(|| "unknown".into());
     let reason = b.reason.unwrap_or_else(|| "No reason provided".into());
     let request = service

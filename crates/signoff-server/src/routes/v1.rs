@@ -240,7 +240,12 @@ mod mime_lite {
     impl std::str::FromStr for Mime {
         type Err = ();
         fn from_str(s: &str) -> Result<Self, ()> {
-            let essence = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = s
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             Ok(Self(essence))
         }
     }

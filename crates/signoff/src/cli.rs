@@ -1,0 +1,294 @@
+//! The command line: every command, flag and environment variable, parsed by
+//! clap. Parsing only; the commands themselves live in `commands/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+/// The port `signoff serve` listens on and the CLI talks to by default.
+pub const DEFAULT_PORT: u16 = 8470;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success; for `wait`: approved
+  1  error (server unreachable, bad answer, conflict, broken audit chain)
+  2  usage error (bad flags or arguments)
+  3  `wait`: rejected
+  4  `wait`: expired
+  5  `wait`: cancelled
+  6  `wait`: still pending when --timeout ran out; `review`: no answer in time";
+
+/// Signoff: a human-in-the-loop approval gate for AI agents.
+///
+/// An agent proposes an action, a person approves or rejects it, and nothing
+/// runs until someone has signed off. `signoff serve` runs the server; every
+/// other command talks to it over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "signoff", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Base URL of the Signoff server.
+    #[arg(
+        long,
+        global = true,
+        env = "SIGNOFF_URL",
+        default_value = "http://127.0.0.1:8470"
+    )]
+    pub server: String,
+
+    /// Print JSON instead of text (one document; `audit export` is always
+    /// JSON lines).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: the HTTP API, the guide's routes and the expiry sweeper.
+    Serve(ServeArgs),
+    /// Propose actions for approval.
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// List requests waiting for a decision.
+    Pending(PageArgs),
+    /// List requests, newest first, optionally of one status.
+    List(ListArgs),
+    /// Show one request.
+    Show(IdArg),
+    /// Approve a pending request.
+    Approve(ApproveArgs),
+    /// Reject a pending request, with a reason.
+    Reject(RejectArgs),
+    /// Withdraw a pending request.
+    Cancel(CancelArgs),
+    /// Wait until a request is decided; the exit code tells the outcome.
+    Wait(WaitArgs),
+    /// Review pending requests one by one, interactively.
+    Review(ReviewArgs),
+    /// Read, export and verify the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `signoff serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "SIGNOFF_LISTEN", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
+    pub listen: SocketAddr,
+
+    /// Database: a SQLite file path or `sqlite:` URL.
+    #[arg(long, env = "SIGNOFF_DATABASE_URL", default_value = "signoff.db")]
+    pub database: String,
+
+    /// `full`: a write is acknowledged once it is on disk (survives power
+    /// loss). `normal`: survives a crash of the server but may lose the last
+    /// writes on power loss.
+    #[arg(long, env = "SIGNOFF_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
+    pub durability: DurabilityArg,
+}
+
+/// `--durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// fsync on every commit.
+    Full,
+    /// fsync at checkpoints only.
+    Normal,
+}
+
+/// `signoff request ...`.
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Propose an action; prints the new request.
+    Create(CreateArgs),
+}
+
+/// `signoff request create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// One line that says what is proposed (1 to 200 characters).
+    #[arg(long)]
+    pub title: String,
+
+    /// The proposed action, a JSON object: inline, `@FILE`, or `-` for stdin.
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub action: String,
+
+    /// Longer explanation for the reviewer.
+    #[arg(long, default_value = "")]
+    pub description: String,
+
+    /// How long it may wait: seconds or "90s", "30m", "24h", "7d" (default 24h).
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+
+    /// Who proposes it (default: the server's `anonymous`).
+    #[arg(long, env = "SIGNOFF_REQUESTER")]
+    pub requester: Option<String>,
+
+    /// A label, `KEY=VALUE`; repeat for several.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Makes a retried create return the first request instead of a new one.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+/// Paging of `pending`.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// How many to show (1 to 500).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub limit: u32,
+}
+
+/// `signoff list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// How many to show (1 to 500).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub limit: u32,
+    /// Continue after this page (the cursor a previous `list` printed).
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+/// A status filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    /// Waiting for a reviewer.
+    Pending,
+    /// Signed off.
+    Approved,
+    /// Refused.
+    Rejected,
+    /// Ran out of time.
+    Expired,
+    /// Withdrawn.
+    Cancelled,
+}
+
+/// A request id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The request's id.
+    pub id: Uuid,
+}
+
+/// Who is deciding: `--reviewer`, else SIGNOFF_REVIEWER, else the OS user.
+#[derive(Debug, Args)]
+pub struct ReviewerArg {
+    /// Your name as the reviewer (default: SIGNOFF_REVIEWER, then the OS user).
+    #[arg(long, env = "SIGNOFF_REVIEWER")]
+    pub reviewer: Option<String>,
+}
+
+/// `signoff approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The request's id.
+    pub id: Uuid,
+    /// A note kept with the decision.
+    #[arg(long)]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub reviewer: ReviewerArg,
+}
+
+/// `signoff reject`.
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The request's id.
+    pub id: Uuid,
+    /// Why: sent back to whoever proposed it.
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub reviewer: ReviewerArg,
+}
+
+/// `signoff cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The request's id.
+    pub id: Uuid,
+    /// Why it is withdrawn.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who withdraws it (default: SIGNOFF_REVIEWER, then the OS user).
+    #[arg(long, env = "SIGNOFF_ACTOR")]
+    pub actor: Option<String>,
+}
+
+/// `signoff wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The request's id.
+    pub id: Uuid,
+    /// Give up after this long ("90s", "30m", seconds); default: until decided
+    /// or expired.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+/// `signoff review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    #[command(flatten)]
+    pub reviewer: ReviewerArg,
+    /// Stop waiting for an answer after this long ("90s", "5m", seconds),
+    /// leaving the request undecided.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+/// `signoff audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the trail, of one request or of all.
+    Show(AuditShowArgs),
+    /// Write the trail as JSON lines (the guide's approvals.log fields).
+    Export(AuditExportArgs),
+    /// Walk the hash chain and name the first entry that was tampered with.
+    Verify,
+}
+
+/// `signoff audit show`.
+#[derive(Debug, Args)]
+pub struct AuditShowArgs {
+    /// Only this request's entries.
+    pub request_id: Option<Uuid>,
+}
+
+/// `signoff audit export`.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Only this request's entries.
+    #[arg(long)]
+    pub request_id: Option<Uuid>,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,30 @@
+//! `signoff serve`: logging, then the server crate does the rest.
+
+use signoff_server::ServeConfig;
+use signoff_sqlite::Durability;
+use tracing_subscriber::EnvFilter;
+
+use super::Outcome;
+use crate::cli::{DurabilityArg, ServeArgs};
+
+/// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
+    // RUST_LOG overrides; by default, our own info and everyone's warnings.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,signoff=info,signoff_server=info"));
+    // A second subscriber (tests that run serve twice) is harmless: ignore.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let config = ServeConfig {
+        listen: args.listen,
+        database: args.database,
+        durability: match args.durability {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        },
+    };
+    signoff_server::serve(config).await?;
+    Ok(Outcome::Success)
+}

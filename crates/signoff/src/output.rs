@@ -1,0 +1,193 @@
+//! How the CLI prints: styles (dropped automatically when stdout is not a
+//! terminal, or when NO_COLOR is set, by `anstream`), tables, request
+//! details and JSON.
+
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use signoff_api::{RequestView, StatusView};
+
+/// Headings and labels.
+pub const BOLD: Style = Style::new().bold();
+/// Secondary text: ids, times.
+pub const DIM: Style = Style::new().dimmed();
+/// The `error:` prefix.
+pub const ERROR: Style = AnsiColor::Red.on_default().bold();
+/// A good outcome.
+pub const GOOD: Style = AnsiColor::Green.on_default().bold();
+/// A bad outcome.
+pub const BAD: Style = AnsiColor::Red.on_default().bold();
+/// Waiting.
+pub const WAITING: Style = AnsiColor::Yellow.on_default().bold();
+
+/// The style that goes with a status.
+pub fn status_style(status: StatusView) -> Style {
+    match status {
+        StatusView::Pending => WAITING,
+        StatusView::Approved => GOOD,
+        StatusView::Rejected => BAD,
+        StatusView::Expired | StatusView::Cancelled => DIM,
+    }
+}
+
+/// The status's wire name.
+pub fn status_name(status: StatusView) -> &'static str {
+    match status {
+        StatusView::Pending => "pending",
+        StatusView::Approved => "approved",
+        StatusView::Rejected => "rejected",
+        StatusView::Expired => "expired",
+        StatusView::Cancelled => "cancelled",
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = anstream::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// "in 23h 59m", "3m ago": how far `at` is from `now`, to the two largest
+/// units.
+pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let seconds = (at - now).num_seconds();
+    let span = span(seconds.unsigned_abs());
+    if seconds >= 0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
+fn span(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// A time as people read it: RFC 3339 to the second, UTC.
+pub fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// One line per request: id, status, expiry, title.
+pub fn table(requests: &[RequestView], now: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut out = anstream::stdout().lock();
+    writeln!(
+        out,
+        "{BOLD}{:<36}  {:<9}  {:<16}  TITLE{BOLD:#}",
+        "ID", "STATUS", "EXPIRES"
+    )?;
+    for request in requests {
+        let style = status_style(request.status);
+        let expires = if request.status == StatusView::Pending {
+            relative(request.expires_at, now)
+        } else {
+            "-".to_owned()
+        };
+        writeln!(
+            out,
+            "{:<36}  {style}{:<9}{style:#}  {:<16}  {}",
+            request.id,
+            status_name(request.status),
+            expires,
+            request.title
+        )?;
+    }
+    Ok(())
+}
+
+/// Everything about one request, for `show`.
+pub fn details(request: &RequestView, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut out = anstream::stdout().lock();
+    let style = status_style(request.status);
+    writeln!(out, "{BOLD}{}{BOLD:#}", request.title)?;
+    writeln!(out, "  {DIM}id{DIM:#}          {}", request.id)?;
+    writeln!(
+        out,
+        "  {DIM}status{DIM:#}      {style}{}{style:#}",
+        status_name(request.status)
+    )?;
+    writeln!(out, "  {DIM}requester{DIM:#}   {}", request.requester)?;
+    writeln!(
+        out,
+        "  {DIM}created{DIM:#}     {}",
+        time(request.created_at)
+    )?;
+    writeln!(
+        out,
+        "  {DIM}expires{DIM:#}     {} ({})",
+        time(request.expires_at),
+        relative(request.expires_at, now)
+    )?;
+    for (key, value) in &request.labels {
+        writeln!(out, "  {DIM}label{DIM:#}       {key}={value}")?;
+    }
+    if let Some(decision) = &request.decision {
+        let who = decision.reviewer.as_deref().unwrap_or("(expiry)");
+        writeln!(
+            out,
+            "  {DIM}decided{DIM:#}     {} by {who}",
+            time(decision.decided_at)
+        )?;
+        if let Some(comment) = &decision.comment {
+            writeln!(out, "  {DIM}comment{DIM:#}     {comment}")?;
+        }
+        if let Some(reason) = &decision.rejection_reason {
+            writeln!(out, "  {DIM}reason{DIM:#}      {reason}")?;
+        }
+    }
+    if !request.description.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", request.description)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{BOLD}Proposed action{BOLD:#}")?;
+    writeln!(out, "{}", pretty_action(request))?;
+    Ok(())
+}
+
+/// The proposed action as indented JSON.
+pub fn pretty_action(request: &RequestView) -> String {
+    serde_json::to_string_pretty(&request.proposed_action)
+        .unwrap_or_else(|_| "(unprintable)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_naturally() {
+        assert_eq!(span(42), "42s");
+        assert_eq!(span(90), "1m 30s");
+        assert_eq!(span(86_399), "23h 59m");
+        assert_eq!(span(7 * 86_400 + 3600), "7d 1h");
+    }
+
+    #[test]
+    fn relative_times_have_a_direction() {
+        let now = Utc::now();
+        assert_eq!(
+            relative(now + chrono::Duration::seconds(90), now),
+            "in 1m 30s"
+        );
+        assert_eq!(
+            relative(now - chrono::Duration::seconds(90), now),
+            "1m 30s ago"
+        );
+    }
+}

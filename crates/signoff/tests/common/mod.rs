@@ -1,0 +1,167 @@
+//! The one test harness: the real `signoff` binary serving on a random port
+//! over a fresh SQLite file, and a few helpers to talk to it over HTTP.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // a test harness: failing loudly is its job
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A running `signoff serve`, killed when dropped.
+pub struct TestServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The database file.
+    pub database: PathBuf,
+    child: Option<Child>,
+    // Held so the directory lives as long as the server.
+    _dir: Option<tempfile::TempDir>,
+    http: reqwest::Client,
+}
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_signoff")
+}
+
+impl TestServer {
+    /// A server over a new, empty database.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = dir.path().join("signoff.db");
+        let mut server = Self::start_on(&database).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server over the database at `database` (for restarts).
+    pub async fn start_on(database: &Path) -> Self {
+        let database = database.to_path_buf();
+        let db = database.clone();
+        let (child, url) = tokio::task::spawn_blocking(move || spawn(&db))
+            .await
+            .expect("spawn task");
+        Self {
+            url,
+            database,
+            child: Some(child),
+            _dir: None,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// Hands the temp directory over (so it survives this server).
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+
+    /// `kill -9`: no chance to flush or finish anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().ok()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A reqwest client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// GET `path`; returns status and JSON body (Null when not JSON).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET");
+        read(response).await
+    }
+
+    /// POST `body` as JSON to `path`.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        read(response).await
+    }
+
+    /// Creates a request titled `title` with default settings; returns its id.
+    pub async fn create(&self, title: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/requests",
+                json!({"title": title, "proposed_action": {"action": "test"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn spawn(database: &Path) -> (Child, String) {
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(database)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start signoff serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.strip_prefix("signoff listening on ") {
+                    break url.trim().to_owned();
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                panic!("signoff serve exited before listening");
+            }
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

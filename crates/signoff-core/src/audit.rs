@@ -298,9 +298,7 @@ fn describe(fault: &ChainFault, seq: i64) -> String {
         ChainFault::Removed { after } => {
             format!("entries {} to {} were removed", after + 1, seq - 1)
         }
-        ChainFault::Reordered => {
-            "does not link to the entry before it (moved or replaced)".into()
-        }
+        ChainFault::Reordered => "does not link to the entry before it (moved or replaced)".into(),
         ChainFault::Truncated { expected_last } => {
             format!("entries after it were removed (the trail should end at {expected_last})")
         }
@@ -416,8 +414,12 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"d":0,"c":0}]}}"#).unwrap();
-        assert_eq!(canonical_json(&a), r#"{"a":{"x":[1,{"c":0,"d":0}],"y":2},"b":1}"#);
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"d":0,"c":0}]}}"#).unwrap();
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":[1,{"c":0,"d":0}],"y":2},"b":1}"#
+        );
     }
 
     #[test]

@@ -134,7 +134,10 @@ impl ExpiresIn {
         if seconds > Self::MAX_SECONDS {
             return Err(ValidationError::new(
                 "expires_in",
-                format!("must be at most {} seconds (about 31 years)", Self::MAX_SECONDS),
+                format!(
+                    "must be at most {} seconds (about 31 years)",
+                    Self::MAX_SECONDS
+                ),
             ));
         }
         Ok(Self(seconds))
@@ -204,7 +207,15 @@ mod tests {
 
     #[test]
     fn bad_durations_name_the_field() {
-        for bad in ["", "h", "10x", "-5s", "1.5h", "99999999999999999999d", "20000d"] {
+        for bad in [
+            "",
+            "h",
+            "10x",
+            "-5s",
+            "1.5h",
+            "99999999999999999999d",
+            "20000d",
+        ] {
             let err = ExpiresIn::parse(bad).expect_err(bad);
             assert_eq!(err.field, "expires_in", "{bad}");
         }

@@ -283,8 +283,8 @@ impl Request {
                 )
             }
         };
-        let action = (event == AuditEvent::Approved)
-            .then(|| Value::Object(self.proposed_action.clone()));
+        let action =
+            (event == AuditEvent::Approved).then(|| Value::Object(self.proposed_action.clone()));
         self.status = status;
         let actor = decision.reviewer.clone();
         self.decision = Some(decision);
@@ -389,7 +389,9 @@ mod tests {
     fn an_overdue_request_expires_instead_of_being_approved() {
         let (mut request, _) = draft(60).open(Uuid::now_v7(), t0());
         let outcome = request.decide(approve(), t0() + Duration::seconds(60));
-        assert!(matches!(outcome, Decided::ExpiredInstead(ref r) if r.event == AuditEvent::Expired));
+        assert!(
+            matches!(outcome, Decided::ExpiredInstead(ref r) if r.event == AuditEvent::Expired)
+        );
         assert_eq!(request.status, Status::Expired);
     }
 

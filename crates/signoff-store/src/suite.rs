@@ -23,7 +23,10 @@ pub fn draft(title: &str, seconds: u64) -> RequestDraft {
     RequestDraft {
         title: Title::parse(title).unwrap(),
         description: "from the suite".into(),
-        proposed_action: json!({"changes": {"limit": 5000}}).as_object().unwrap().clone(),
+        proposed_action: json!({"changes": {"limit": 5000}})
+            .as_object()
+            .unwrap()
+            .clone(),
         requester: Actor::parse("requester", "agent-1").unwrap(),
         labels: BTreeMap::from([("team".to_string(), "finance".to_string())]),
         expires_in: ExpiresIn::from_seconds(seconds).unwrap(),
@@ -72,7 +75,10 @@ pub async fn list_pages(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for n in 0..7 {
         let id = Uuid::now_v7();
-        store.create(id, draft(&format!("r{n}"), 60), None).await.unwrap();
+        store
+            .create(id, draft(&format!("r{n}"), 60), None)
+            .await
+            .unwrap();
         ids.push(id);
     }
     store.decide(ids[0], reject("bob")).await.unwrap();
@@ -107,7 +113,11 @@ pub async fn racing_decisions(store: Arc<dyn Store>) {
         .map(|n| {
             let store = store.clone();
             tokio::spawn(async move {
-                let verdict = if n % 2 == 0 { approve("alice") } else { reject("bob") };
+                let verdict = if n % 2 == 0 {
+                    approve("alice")
+                } else {
+                    reject("bob")
+                };
                 store.decide(id, verdict).await
             })
         })
@@ -138,18 +148,29 @@ pub async fn idempotent_create(store: Arc<dyn Store>) {
         key: "key-1".into(),
         fingerprint: Digest([fp; 32]),
     };
-    let first = store.create(Uuid::now_v7(), draft("once", 60), Some(key(1))).await.unwrap();
-    let again = store.create(Uuid::now_v7(), draft("once", 60), Some(key(1))).await.unwrap();
+    let first = store
+        .create(Uuid::now_v7(), draft("once", 60), Some(key(1)))
+        .await
+        .unwrap();
+    let again = store
+        .create(Uuid::now_v7(), draft("once", 60), Some(key(1)))
+        .await
+        .unwrap();
     assert!(again.replayed);
     assert_eq!(again.request.id, first.request.id);
-    let other = store.create(Uuid::now_v7(), draft("twice", 60), Some(key(2))).await;
+    let other = store
+        .create(Uuid::now_v7(), draft("twice", 60), Some(key(2)))
+        .await;
     assert!(matches!(other, Err(StoreError::IdempotencyMismatch)));
     assert_eq!(store.count(Status::Pending).await.unwrap(), 1);
 }
 
 /// Overdue requests expire, by sweep or when someone tries to approve them.
 pub async fn expiry(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
-    let born_expired = store.create(Uuid::now_v7(), draft("zero", 0), None).await.unwrap();
+    let born_expired = store
+        .create(Uuid::now_v7(), draft("zero", 0), None)
+        .await
+        .unwrap();
     assert_eq!(born_expired.request.status, Status::Expired);
     let late = Uuid::now_v7();
     store.create(late, draft("late", 60), None).await.unwrap();
@@ -164,8 +185,14 @@ pub async fn expiry(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), [swept]);
     clock.advance(Duration::seconds(60));
     let err = store.decide(late, approve("alice")).await.unwrap_err();
-    assert!(matches!(err, StoreError::Transition(TransitionError::Expired { .. })));
-    assert_eq!(store.get(late).await.unwrap().unwrap().status, Status::Expired);
+    assert!(matches!(
+        err,
+        StoreError::Transition(TransitionError::Expired { .. })
+    ));
+    assert_eq!(
+        store.get(late).await.unwrap().unwrap().status,
+        Status::Expired
+    );
     let events: Vec<AuditEvent> = store
         .audit(AuditQuery {
             request_id: Some(late),
@@ -180,4 +207,3 @@ pub async fn expiry(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert_eq!(events, [AuditEvent::Created, AuditEvent::Expired]);
     assert!(store.verify_audit().await.unwrap().broken.is_none());
 }
-

@@ -21,9 +21,25 @@ pub struct GuideCreate {
     #[schema(value_type = Object)]
     pub proposed_action: Map<String, Value>,
     /// Hours until it expires, as `create_request(expires_in_hours=...)` (default 24).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_hours")]
     #[schema(minimum = 0, maximum = 277_777)]
     pub expires_in_hours: Option<u32>,
+}
+
+/// Reads hours as an integer, accepting a whole float (`24.0`): JSON Schema
+/// counts it as an integer and Python clients send it.
+fn whole_hours<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    number
+        .as_u64()
+        .or_else(|| number.as_f64().and_then(crate::v1::whole))
+        .and_then(|hours| u32::try_from(hours).ok())
+        .filter(|hours| *hours <= 277_777)
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("expires_in_hours must be a whole number from 0 to 277777"))
 }
 
 /// One entry of `GET /approval/pending`.

@@ -10,13 +10,58 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// A request's life, as seconds or as a duration string.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ExpiresIn {
     /// Seconds; 0 means already expired.
     Seconds(u64),
     /// Digits with an optional unit: "90s", "30m", "24h", "7d".
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for ExpiresIn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ExpiresInVisitor)
+    }
+}
+
+/// Reads seconds or a duration string. A whole number written as a float
+/// (`3600.0`) is an integer to JSON Schema, so it is one here too.
+struct ExpiresInVisitor;
+
+impl serde::de::Visitor<'_> for ExpiresInVisitor {
+    type Value = ExpiresIn;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("seconds (a non-negative integer) or a duration string such as \"30m\"")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, seconds: u64) -> Result<ExpiresIn, E> {
+        Ok(ExpiresIn::Seconds(seconds))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, seconds: i64) -> Result<ExpiresIn, E> {
+        u64::try_from(seconds)
+            .map(ExpiresIn::Seconds)
+            .map_err(|_| E::custom("expires_in must not be negative"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, seconds: f64) -> Result<ExpiresIn, E> {
+        whole(seconds)
+            .map(ExpiresIn::Seconds)
+            .ok_or_else(|| E::custom("expires_in must be a whole number of seconds"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ExpiresIn, E> {
+        Ok(ExpiresIn::Text(text.to_owned()))
+    }
+}
+
+/// `value` as an integer when it is a non-negative whole number that fits.
+pub fn whole(value: f64) -> Option<u64> {
+    // 2^64 as f64; anything at or above it does not fit.
+    const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+    (value.fract() == 0.0 && (0.0..LIMIT).contains(&value)).then_some(value as u64)
 }
 
 impl utoipa::PartialSchema for ExpiresIn {

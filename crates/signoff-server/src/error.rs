@@ -100,6 +100,19 @@ impl IntoResponse for AppError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        close_if_body_unread((self.status, Json(body)).into_response())
     }
+}
+
+/// After a 413 the rest of the oversized body was never read, so the
+/// connection cannot carry another request: say so with `Connection: close`,
+/// rather than let the client reuse it and fail.
+pub fn close_if_body_unread(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }

@@ -1,17 +1,18 @@
 //! Extractors whose rejections have the API's error shape instead of
 //! axum's plain-text ones.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::AppError;
 
-/// A JSON body; a body that is too large, not JSON, or of the wrong shape is
-/// a 413, 415 or 400 that says why.
+/// A JSON object body; a body that is too large, not JSON, not an object,
+/// or of the wrong shape is a 413, 415 or 400 that says why.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -23,26 +24,71 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
-            .await
-            .map(|axum::Json(value)| Self(value))
-            .map_err(json_rejection)
+        if !is_json(req.headers()) {
+            return Err(unsupported_media_type());
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+                _ => AppError::bad_request(rejection.body_text()),
+            }
+        })?;
+        parse_object(&bytes).map(Self)
     }
+}
+
+/// Parses a body that must be a JSON object. serde would also read a struct
+/// from a JSON array (`[null, null]`), which no client means.
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => return Err(AppError::bad_request("body must be a JSON object")),
+        None => return Err(AppError::bad_request("body is empty: send a JSON object")),
+    }
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(value)| value)
+        .map_err(json_rejection)
+}
+
+/// True when `Content-Type` is `application/json` or `application/*+json`
+/// (parameters such as `charset` allowed).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+fn unsupported_media_type() -> AppError {
+    AppError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
+fn payload_too_large() -> AppError {
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "request body is larger than the 1 MiB limit",
+    )
 }
 
 /// Maps axum's JSON rejection to an [`AppError`].
 pub fn json_rejection(rejection: JsonRejection) -> AppError {
     match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body is larger than the 1 MiB limit",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(),
         _ => AppError::bad_request(json_message(&rejection)),
     }
 }
@@ -89,9 +135,70 @@ where
     }
 }
 
+/// A JSON object body that may be absent: an empty body or `null` is
+/// `None`.
+pub fn optional_object<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<T>, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !is_json(headers) {
+        return Err(unsupported_media_type());
+    }
+    if body.trim_ascii() == b"null" {
+        return Ok(None);
+    }
+    parse_object(body).map(Some)
+}
+
 /// Parses a request id from the path.
 pub fn request_id(text: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(text).map_err(|_| {
         AppError::bad_request(format!("id: '{text}' is not a valid request id (a UUID)"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_type(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        headers
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json(&with_type("application/json")));
+        assert!(is_json(&with_type("Application/JSON; charset=utf-8")));
+        assert!(is_json(&with_type("application/merge-patch+json")));
+        assert!(!is_json(&with_type("text/plain")));
+        assert!(!is_json(&with_type("application/+json")));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[allow(dead_code)]
+            a: Option<u8>,
+        }
+        assert!(parse_object::<Body>(b" {\"a\": 1}").is_ok());
+        assert!(parse_object::<Body>(b"[null]").is_err());
+        assert!(parse_object::<Body>(b"").is_err());
+        let json = with_type("application/json");
+        assert!(matches!(optional_object::<Body>(&json, b"null"), Ok(None)));
+        assert!(matches!(
+            optional_object::<Body>(&HeaderMap::new(), b""),
+            Ok(None)
+        ));
+        assert!(optional_object::<Body>(&HeaderMap::new(), b"{}").is_err());
+    }
 }

@@ -19,6 +19,7 @@ pub mod sweeper;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -46,6 +47,26 @@ pub struct AppState {
     /// Renders `/metrics`; `None` when another server in this process
     /// installed the recorder first.
     pub metrics: Option<PrometheusHandle>,
+    /// The longest a long poll is held before it answers "still pending".
+    pub long_poll: LongPoll,
+}
+
+/// The cap on long polls (`--max-wait`): a client may ask for up to
+/// [`service::MAX_WAIT_SECONDS`], and is answered after at most this long,
+/// so a proxy with a short idle timeout never cuts a wait off.
+#[derive(Debug, Clone, Copy)]
+pub struct LongPoll(pub Duration);
+
+impl Default for LongPoll {
+    fn default() -> Self {
+        Self(Duration::from_secs(service::MAX_WAIT_SECONDS))
+    }
+}
+
+impl FromRef<AppState> for LongPoll {
+    fn from_ref(state: &AppState) -> Self {
+        state.long_poll
+    }
 }
 
 impl FromRef<AppState> for Service {
@@ -63,6 +84,8 @@ pub struct ServeConfig {
     pub database: String,
     /// Commit durability for SQLite.
     pub durability: Durability,
+    /// The cap on long polls.
+    pub long_poll: LongPoll,
 }
 
 /// The application: every route, the body limit, JSON 404s.
@@ -126,11 +149,16 @@ pub async fn run(
     listener: TcpListener,
     service: Service,
     metrics: Option<PrometheusHandle>,
+    long_poll: LongPoll,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(service.clone(), stop_rx));
-    let app = router(AppState { service, metrics });
+    let app = router(AppState {
+        service,
+        metrics,
+        long_poll,
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -152,7 +180,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(%addr, database = %config.database, "signoff serving");
     // Tests and scripts read this line to learn the port when asked for :0.
     println!("signoff listening on http://{addr}");
-    run(listener, service, install_metrics(), shutdown_signal()).await
+    run(
+        listener,
+        service,
+        install_metrics(),
+        config.long_poll,
+        shutdown_signal(),
+    )
+    .await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -92,6 +92,16 @@ pub struct ServeArgs {
     /// writes on power loss.
     #[arg(long, env = "SIGNOFF_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
     pub durability: DurabilityArg,
+
+    /// Answer long polls (`wait`) after at most this long ("60s", "5m";
+    /// at most 300s): keep it under the idle timeout of any proxy in front.
+    #[arg(
+        long,
+        env = "SIGNOFF_MAX_WAIT",
+        default_value = "300s",
+        value_name = "DURATION"
+    )]
+    pub max_wait: String,
 }
 
 /// `--durability`.

@@ -3,7 +3,6 @@
 //! shape, `{"error": "..."}`: 404 for an unknown id on `GET`, 400 for any
 //! refused approval or rejection (the guide raised `ValueError` there).
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,8 +15,8 @@ use signoff_core::{Request, Status};
 use signoff_store::{ListQuery, StoreError};
 use uuid::Uuid;
 
-use crate::error::AppError;
-use crate::extract::json_message;
+use crate::error::{AppError, close_if_body_unread};
+use crate::extract::Json;
 use crate::service::{Service, ServiceError};
 
 /// Most requests listed by `GET /approval/pending`.
@@ -28,7 +27,7 @@ pub struct GuideFailure(StatusCode, String);
 
 impl IntoResponse for GuideFailure {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(GuideError { error: self.1 })).into_response()
+        close_if_body_unread((self.0, axum::Json(GuideError { error: self.1 })).into_response())
     }
 }
 
@@ -38,14 +37,8 @@ impl From<AppError> for GuideFailure {
     }
 }
 
-fn body<T>(json: Result<axum::Json<T>, JsonRejection>) -> Result<T, GuideFailure> {
-    json.map(|axum::Json(v)| v).map_err(|rejection| {
-        let status = match rejection.status() {
-            s @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => s,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        GuideFailure(status, json_message(&rejection))
-    })
+fn body<T>(json: Result<Json<T>, AppError>) -> Result<T, GuideFailure> {
+    json.map(|Json(value)| value).map_err(GuideFailure::from)
 }
 
 /// A refused decision: the guide answers 400 with the message for every
@@ -139,7 +132,7 @@ pub async fn pending(
 )]
 pub async fn create(
     State(service): State<Service>,
-    json: Result<axum::Json<GuideCreate>, JsonRejection>,
+    json: Result<Json<GuideCreate>, AppError>,
 ) -> Result<(StatusCode, axum::Json<GuideRequest>), GuideFailure> {
     let b = body(json)?;
     let new = NewRequest {
@@ -197,7 +190,7 @@ pub async fn get(
 pub async fn approve(
     State(service): State<Service>,
     Path(request_id): Path<String>,
-    json: Result<axum::Json<GuideApprove>, JsonRejection>,
+    json: Result<Json<GuideApprove>, AppError>,
 ) -> Result<axum::Json<GuideApproved>, GuideFailure> {
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
@@ -244,7 +237,7 @@ pub async fn approve(
 pub async fn reject(
     State(service): State<Service>,
     Path(request_id): Path<String>,
-    json: Result<axum::Json<GuideReject>, JsonRejection>,
+    json: Result<Json<GuideReject>, AppError>,
 ) -> Result<axum::Json<GuideRejected>, GuideFailure> {
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {

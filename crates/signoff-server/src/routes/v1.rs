@@ -12,8 +12,9 @@ use signoff_api::{
 use signoff_core::ChainFault;
 use signoff_store::{AuditQuery, ListQuery};
 
+use crate::LongPoll;
 use crate::error::AppError;
-use crate::extract::{Json, Query, request_id};
+use crate::extract::{Json, Query, optional_object, request_id};
 use crate::service::{MAX_WAIT_SECONDS, Service};
 
 /// Longest accepted `Idempotency-Key`.
@@ -23,13 +24,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
+    // HTTP has already trimmed the value; tabs inside are refused too.
     let key = value
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|k| k.bytes().all(|b| (0x20..=0x7E).contains(&b)))
         .ok_or_else(|| {
             AppError::bad_request(format!(
-                "Idempotency-Key: must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                "Idempotency-Key: must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
             ))
         })?;
     Ok(Some(key.to_owned()))
@@ -39,7 +42,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
 #[utoipa::path(
     post, path = "/v1/requests", tag = "requests",
     request_body = NewRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe create: the same key and body return the same request")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe create: the same key and body return the same request. 1 to 255 printable ASCII characters; spaces inside are kept, around it dropped (as HTTP does).", pattern = r"^[ \t]*[\x21-\x7E]([\x20-\x7E]{0,253}[\x21-\x7E])?[ \t]*$")),
     responses(
         (status = 201, description = "Created (or replayed for a repeated Idempotency-Key)", body = RequestView),
         (status = 400, description = "Invalid body", body = ErrorBody),
@@ -202,60 +205,9 @@ pub async fn cancel(
     body: axum::body::Bytes,
 ) -> Result<axum::Json<RequestView>, AppError> {
     let id = request_id(&id)?;
-    let body = optional_json::<CancelBody>(&headers, &body)?;
+    let body = optional_object::<CancelBody>(&headers, &body)?;
     let request = service.cancel(id, body.unwrap_or_default()).await?;
     Ok(axum::Json(request.into()))
-}
-
-/// A JSON body that may be absent (empty).
-fn optional_json<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Option<T>, AppError> {
-    if body.is_empty() {
-        return Ok(None);
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<mime_lite::Mime>().ok())
-        .is_some_and(|m| m.is_json());
-    if !is_json {
-        return Err(AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| AppError::bad_request(format!("invalid body: {e}")))
-}
-
-/// Just enough media-type parsing to accept `application/json` and
-/// `application/*+json` with parameters.
-mod mime_lite {
-    pub struct Mime(String);
-
-    impl std::str::FromStr for Mime {
-        type Err = ();
-        fn from_str(s: &str) -> Result<Self, ()> {
-            let essence = s
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            Ok(Self(essence))
-        }
-    }
-
-    impl Mime {
-        pub fn is_json(&self) -> bool {
-            self.0 == "application/json"
-                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
-        }
-    }
 }
 
 /// Waits for a decision (long poll).
@@ -263,7 +215,7 @@ mod mime_lite {
     get, path = "/v1/requests/{id}/wait", tag = "requests",
     params(("id" = uuid::Uuid, Path, description = "Request id"), WaitParams),
     responses(
-        (status = 200, description = "The request once it left pending, or still pending when the timeout ended", body = RequestView),
+        (status = 200, description = "The request once it left pending, or still pending when the timeout (capped by the server's --max-wait) ended", body = RequestView),
         (status = 400, description = "Invalid id or timeout", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -271,6 +223,7 @@ mod mime_lite {
 )]
 pub async fn wait(
     State(service): State<Service>,
+    State(LongPoll(cap)): State<LongPoll>,
     Path(id): Path<String>,
     Query(params): Query<WaitParams>,
 ) -> Result<axum::Json<RequestView>, AppError> {
@@ -281,7 +234,9 @@ pub async fn wait(
             "timeout: must be at most {MAX_WAIT_SECONDS} seconds"
         )));
     }
-    let request = service.wait(id, Duration::from_secs(timeout)).await?;
+    let request = service
+        .wait(id, Duration::from_secs(timeout).min(cap))
+        .await?;
     Ok(axum::Json(request.into()))
 }
 

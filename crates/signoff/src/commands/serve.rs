@@ -1,10 +1,11 @@
 //! `signoff serve`: logging, then the server crate does the rest.
 
-use signoff_server::ServeConfig;
+use signoff_server::service::MAX_WAIT_SECONDS;
+use signoff_server::{LongPoll, ServeConfig};
 use signoff_sqlite::Durability;
 use tracing_subscriber::EnvFilter;
 
-use super::Outcome;
+use super::{Outcome, UsageError, parse_duration};
 use crate::cli::{DurabilityArg, ServeArgs};
 
 /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
@@ -17,6 +18,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    let max_wait = parse_duration("--max-wait", &args.max_wait)?;
+    if max_wait.is_zero() || max_wait.as_secs() > MAX_WAIT_SECONDS {
+        return Err(UsageError::new(format!(
+            "--max-wait: must be from 1s to {MAX_WAIT_SECONDS}s"
+        ))
+        .into());
+    }
     let config = ServeConfig {
         listen: args.listen,
         database: args.database,
@@ -24,6 +32,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
             DurabilityArg::Full => Durability::Full,
             DurabilityArg::Normal => Durability::Normal,
         },
+        long_poll: LongPoll(max_wait),
     };
     signoff_server::serve(config).await?;
     Ok(Outcome::Success)

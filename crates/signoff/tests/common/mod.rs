@@ -30,18 +30,28 @@ pub fn binary() -> &'static str {
 impl TestServer {
     /// A server over a new, empty database.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server over a new, empty database, with extra `serve` flags.
+    pub async fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = dir.path().join("signoff.db");
-        let mut server = Self::start_on(&database).await;
+        let mut server = Self::launch(&database, args).await;
         server._dir = Some(dir);
         server
     }
 
     /// A server over the database at `database` (for restarts).
     pub async fn start_on(database: &Path) -> Self {
+        Self::launch(database, &[]).await
+    }
+
+    async fn launch(database: &Path, args: &[&str]) -> Self {
         let database = database.to_path_buf();
         let db = database.clone();
-        let (child, url) = tokio::task::spawn_blocking(move || spawn(&db))
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (child, url) = tokio::task::spawn_blocking(move || spawn(&db, &args))
             .await
             .expect("spawn task");
         Self {
@@ -131,10 +141,11 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn spawn(database: &Path) -> (Child, String) {
+fn spawn(database: &Path, args: &[String]) -> (Child, String) {
     let mut child = Command::new(binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--database"])
         .arg(database)
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -35,7 +35,12 @@ pub(crate) fn open_writer(options: &SqliteOptions) -> Result<Connection, StoreEr
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
          PRAGMA busy_timeout = 5000;
-         PRAGMA foreign_keys = ON;"
+         PRAGMA foreign_keys = ON;
+         -- Checkpoint every ~16 MiB of WAL rather than 4 MiB: fewer, larger
+         -- checkpoints on the writer's critical path.
+         PRAGMA wal_autocheckpoint = 4000;
+         -- 32 MiB of page cache for the writer (the index tails stay hot).
+         PRAGMA cache_size = -32768;"
     ))
     .map_err(unavailable)?;
     migrate(&conn)?;

@@ -3,10 +3,16 @@
 //! SQLite takes one writer at a time and a durable commit costs an fsync
 //! (a few thousand a second on ordinary disks). So one thread owns the write
 //! connection; every change is sent to it as a [`Command`], and it applies
-//! all the commands waiting at that moment in one transaction, each inside
-//! its own savepoint (a failing command rolls back alone), then commits once
+//! all the commands waiting at that moment in one transaction, commits once,
 //! and only then answers each caller. Under load a commit carries hundreds of
 //! writes; idle, a lone write commits at once.
+//!
+//! Each command does all its checks (unknown id, already decided, reused
+//! idempotency key) before its first write, so a refused command leaves
+//! nothing behind and needs no savepoint of its own (savepoints cost a
+//! statement journal per command). A write that fails halfway (disk full, I/O
+//! error) tears the transaction: the whole batch is rolled back and every
+//! caller in it is told the store is unavailable; nobody was acknowledged.
 //!
 //! Because the thread is the only writer, reading a request and writing its
 //! new status inside the transaction is an atomic compare-and-set.
@@ -81,12 +87,30 @@ pub(crate) fn run(
     tracing::debug!("store writer stopped");
 }
 
-/// What one command produced inside the transaction: its answer, and
-/// whether its writes stand (an expiry found on approval writes and still
-/// answers an error).
+/// What one command produced inside the transaction.
 struct Applied {
     result: StoreResult<Done>,
-    keep: bool,
+    /// A write failed after others of this command succeeded: the
+    /// transaction holds part of it and must not be committed.
+    torn: bool,
+}
+
+impl Applied {
+    /// Refused before writing anything (or done): the batch goes on.
+    fn clean(result: StoreResult<Done>) -> Self {
+        Self {
+            result,
+            torn: false,
+        }
+    }
+
+    /// A write failed midway.
+    fn torn(error: StoreError) -> Self {
+        Self {
+            result: Err(error),
+            torn: true,
+        }
+    }
 }
 
 fn commit_batch(
@@ -98,21 +122,23 @@ fn commit_batch(
     let chain_before = *chain;
     let mut answers: Vec<(oneshot::Sender<StoreResult<Done>>, StoreResult<Done>)> =
         Vec::with_capacity(batch.len());
+    // Commands are applied in arrival order: pop from the reversed batch.
+    batch.reverse();
     let committed = (|| -> StoreResult<()> {
-        let mut tx = conn
+        let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         let now = clock.now();
-        for Command { op, reply } in batch.drain(..) {
-            let link = *chain;
-            let savepoint = tx.savepoint().map_err(unavailable)?;
-            let applied = apply(&savepoint, chain, now, op);
-            if applied.keep {
-                savepoint.commit().map_err(unavailable)?;
-            } else {
-                // Dropping the savepoint rolls back this command alone.
-                drop(savepoint);
-                *chain = link;
+        while let Some(Command { op, reply }) = batch.pop() {
+            let applied = apply(&tx, chain, now, op);
+            if applied.torn {
+                let error = match applied.result {
+                    Err(error) => error,
+                    Ok(_) => StoreError::Unavailable("write failed".into()),
+                };
+                answers.push((reply, Err(StoreError::Unavailable(error.to_string()))));
+                // Dropping `tx` rolls everything back; the callers are told below.
+                return Err(error);
             }
             answers.push((reply, applied.result));
         }
@@ -146,18 +172,14 @@ fn apply(
     now: chrono::DateTime<chrono::Utc>,
     op: Op,
 ) -> Applied {
-    let result = match op {
+    match op {
         Op::Create {
             id,
             draft,
             idempotency,
-        } => create(conn, chain, now, id, draft, idempotency).map(Done::Created),
-        Op::Decide { id, verdict } => return decide(conn, chain, now, id, verdict),
-        Op::ExpireOverdue { limit } => expire_overdue(conn, chain, now, limit).map(Done::Expired),
-    };
-    Applied {
-        keep: result.is_ok(),
-        result,
+        } => create(conn, chain, now, id, draft, idempotency),
+        Op::Decide { id, verdict } => decide(conn, chain, now, id, verdict),
+        Op::ExpireOverdue { limit } => expire_overdue(conn, chain, now, limit),
     }
 }
 
@@ -179,45 +201,66 @@ fn create(
     id: Uuid,
     draft: RequestDraft,
     idempotency: Option<IdempotencyKey>,
-) -> StoreResult<Created> {
+) -> Applied {
     if let Some(key) = &idempotency {
-        let mut stmt = conn
-            .prepare_cached("SELECT fingerprint, request_id FROM idempotency_keys WHERE key = ?1")
-            .map_err(unavailable)?;
-        let mut rows = stmt.query([&key.key]).map_err(unavailable)?;
-        if let Some(row) = rows.next().map_err(unavailable)? {
-            let fingerprint: String = row.get(0).map_err(unavailable)?;
-            let request_id: String = row.get(1).map_err(unavailable)?;
-            if fingerprint != key.fingerprint.to_hex() {
-                return Err(StoreError::IdempotencyMismatch);
+        match replay(conn, key) {
+            Ok(Some(request)) => {
+                return Applied::clean(Ok(Done::Created(Created {
+                    request,
+                    replayed: true,
+                })));
             }
-            let request_id = Uuid::parse_str(&request_id)
-                .map_err(|e| StoreError::Corrupt(format!("idempotency request id: {e}")))?;
-            let request = load_request(conn, request_id)?.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "idempotency key points at missing request {request_id}"
-                ))
-            })?;
-            return Ok(Created {
-                request,
-                replayed: true,
-            });
+            Ok(None) => {}
+            Err(error) => return Applied::clean(Err(error)),
         }
     }
     let (request, records) = draft.open(id, now);
-    insert_request(conn, &request)?;
-    append(conn, chain, records)?;
-    if let Some(key) = idempotency {
-        conn.prepare_cached(
-            "INSERT INTO idempotency_keys (key, fingerprint, request_id) VALUES (?1, ?2, ?3)",
-        )
-        .and_then(|mut stmt| stmt.execute((key.key, key.fingerprint.to_hex(), id.to_string())))
-        .map_err(unavailable)?;
+    let written = insert_request(conn, &request)
+        .and_then(|()| append(conn, chain, records))
+        .and_then(|()| match idempotency {
+            Some(key) => conn
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys (key, fingerprint, request_id) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute((key.key, key.fingerprint.to_hex(), id.to_string()))
+                })
+                .map(drop)
+                .map_err(unavailable),
+            None => Ok(()),
+        });
+    match written {
+        Ok(()) => Applied::clean(Ok(Done::Created(Created {
+            request,
+            replayed: false,
+        }))),
+        Err(error) => Applied::torn(error),
     }
-    Ok(Created {
-        request,
-        replayed: false,
-    })
+}
+
+/// The request an earlier create with this key made, when the body matches;
+/// [`StoreError::IdempotencyMismatch`] when it does not.
+fn replay(conn: &Connection, key: &IdempotencyKey) -> StoreResult<Option<Request>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT fingerprint, request_id FROM idempotency_keys WHERE key = ?1")
+        .map_err(unavailable)?;
+    let mut rows = stmt.query([&key.key]).map_err(unavailable)?;
+    if let Some(row) = rows.next().map_err(unavailable)? {
+        let fingerprint: String = row.get(0).map_err(unavailable)?;
+        let request_id: String = row.get(1).map_err(unavailable)?;
+        if fingerprint != key.fingerprint.to_hex() {
+            return Err(StoreError::IdempotencyMismatch);
+        }
+        let request_id = Uuid::parse_str(&request_id)
+            .map_err(|e| StoreError::Corrupt(format!("idempotency request id: {e}")))?;
+        let request = load_request(conn, request_id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "idempotency key points at missing request {request_id}"
+            ))
+        })?;
+        return Ok(Some(request));
+    }
+    Ok(None)
 }
 
 fn decide(
@@ -242,27 +285,20 @@ fn decide(
         ),
         Decided::Refused(error) => return refused(error.into()),
     };
-    if let Err(e) = update_decided(conn, &request).and_then(|()| append(conn, chain, vec![record]))
+    if let Err(error) =
+        update_decided(conn, &request).and_then(|()| append(conn, chain, vec![record]))
     {
-        return refused(e);
+        return Applied::torn(error);
     }
-    match outcome {
-        None => Applied {
-            result: Ok(Done::Decided(request)),
-            keep: true,
-        },
-        Some(expired) => Applied {
-            result: Err(expired.into()),
-            keep: true,
-        },
-    }
+    Applied::clean(match outcome {
+        None => Ok(Done::Decided(request)),
+        // The expiry is written and stands; the caller still hears "expired".
+        Some(expired) => Err(expired.into()),
+    })
 }
 
 fn refused(error: StoreError) -> Applied {
-    Applied {
-        result: Err(error),
-        keep: false,
-    }
+    Applied::clean(Err(error))
 }
 
 fn expire_overdue(
@@ -270,27 +306,44 @@ fn expire_overdue(
     chain: &mut Chain,
     now: chrono::DateTime<chrono::Utc>,
     limit: u32,
-) -> StoreResult<Vec<Request>> {
-    let overdue = {
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {REQUEST_COLUMNS} FROM requests
-                 WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
-            ))
-            .map_err(unavailable)?;
-        let mut rows = stmt.query((micros(now), limit)).map_err(unavailable)?;
-        let mut overdue = Vec::new();
-        while let Some(row) = rows.next().map_err(unavailable)? {
-            overdue.push(request_from_row(row)?);
-        }
-        overdue
+) -> Applied {
+    let overdue = match find_overdue(conn, now, limit) {
+        Ok(overdue) => overdue,
+        Err(error) => return Applied::clean(Err(error)),
     };
     let mut expired = Vec::with_capacity(overdue.len());
     for mut request in overdue {
-        let record = request.expire(now)?;
-        update_decided(conn, &request)?;
-        append(conn, chain, vec![record])?;
+        let written = request
+            .expire(now)
+            .map_err(StoreError::from)
+            .and_then(|record| {
+                update_decided(conn, &request)?;
+                append(conn, chain, vec![record])
+            });
+        if let Err(error) = written {
+            return Applied::torn(error);
+        }
         expired.push(request);
     }
-    Ok(expired)
+    Applied::clean(Ok(Done::Expired(expired)))
+}
+
+/// Pending requests whose time is up, soonest first.
+fn find_overdue(
+    conn: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> StoreResult<Vec<Request>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests
+             WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+        ))
+        .map_err(unavailable)?;
+    let mut rows = stmt.query((micros(now), limit)).map_err(unavailable)?;
+    let mut overdue = Vec::new();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        overdue.push(request_from_row(row)?);
+    }
+    Ok(overdue)
 }

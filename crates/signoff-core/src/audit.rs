@@ -151,41 +151,46 @@ pub fn format_time(at: DateTime<Utc>) -> String {
 /// same value always has the same bytes (and the same hash), whatever order
 /// its keys arrived in.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
-    out
+    // Only serde_json's output and ASCII punctuation were written.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
-                }
+                write_json(key, out);
+                out.push(b':');
+                write_canonical(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(scalar, out),
     }
+}
+
+/// Appends `value` as compact JSON.
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing strings, numbers and options into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, value);
 }
 
 impl AuditEntry {
@@ -196,21 +201,46 @@ impl AuditEntry {
 }
 
 fn content_hash(seq: i64, record: &AuditRecord, prev: &Digest) -> Digest {
-    // Fixed field order plus canonical JSON for the action: the bytes depend
-    // only on the values.
-    let content = serde_json::json!({
-        "seq": seq,
-        "at": format_time(record.at),
-        "event": record.event.as_str(),
-        "request_id": record.request_id.to_string(),
-        "title": record.title,
-        "actor": record.actor,
-        "reason": record.reason,
-        "comment": record.comment,
-        "action": record.action,
-        "prev_hash": prev.to_hex(),
-    });
-    Digest(Sha256::digest(canonical_json(&content).as_bytes()).into())
+    Digest(Sha256::digest(content_bytes(seq, record, prev)).into())
+}
+
+/// The hashed bytes of an entry: the canonical JSON of an object holding its
+/// fields (keys sorted, the action canonical too), written out directly
+/// rather than built as a `Value` first, since every write computes it.
+fn content_bytes(seq: i64, record: &AuditRecord, prev: &Digest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"action\":");
+    match &record.action {
+        Some(action) => write_canonical(action, &mut out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"actor\":");
+    write_json(&record.actor, &mut out);
+    out.extend_from_slice(b",\"at\":");
+    write_json(&format_time(record.at), &mut out);
+    out.extend_from_slice(b",\"comment\":");
+    write_json(&record.comment, &mut out);
+    out.extend_from_slice(b",\"event\":");
+    write_json(record.event.as_str(), &mut out);
+    out.extend_from_slice(b",\"prev_hash\":");
+    write_json(&prev.to_hex(), &mut out);
+    out.extend_from_slice(b",\"reason\":");
+    write_json(&record.reason, &mut out);
+    out.extend_from_slice(b",\"request_id\":\"");
+    let mut id = uuid::Uuid::encode_buffer();
+    out.extend_from_slice(
+        record
+            .request_id
+            .hyphenated()
+            .encode_lower(&mut id)
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\",\"seq\":");
+    write_json(&seq, &mut out);
+    out.extend_from_slice(b",\"title\":");
+    write_json(&record.title, &mut out);
+    out.push(b'}');
+    out
 }
 
 /// The head of the trail: where the next entry goes and what it links to.
@@ -410,6 +440,37 @@ mod tests {
             v.check(e)?;
         }
         v.finish(head)
+    }
+
+    #[test]
+    fn content_bytes_are_the_canonical_json_of_the_fields() {
+        let record = AuditRecord {
+            at: Utc::now(),
+            event: AuditEvent::Approved,
+            request_id: uuid::Uuid::now_v7(),
+            title: "Raise \"the\" limit \u{e9}".into(),
+            actor: Some("alice".into()),
+            reason: None,
+            comment: Some("ok\n".into()),
+            action: Some(serde_json::json!({"b": [1, {"y": 2.5, "x": null}], "a": "z"})),
+        };
+        let prev = Digest::sha256(b"before");
+        let expected = canonical_json(&serde_json::json!({
+            "seq": 42,
+            "at": format_time(record.at),
+            "event": record.event.as_str(),
+            "request_id": record.request_id.to_string(),
+            "title": record.title,
+            "actor": record.actor,
+            "reason": record.reason,
+            "comment": record.comment,
+            "action": record.action,
+            "prev_hash": prev.to_hex(),
+        }));
+        assert_eq!(
+            String::from_utf8(content_bytes(42, &record, &prev)).unwrap(),
+            expected
+        );
     }
 
     #[test]

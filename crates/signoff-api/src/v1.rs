@@ -123,6 +123,12 @@ pub struct ApproveBody {
     /// Optional remark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Approve with edits: the action as the reviewer changed it. This is
+    /// what runs, and what the approval's `action_hash` binds; the trail
+    /// keeps the proposed action beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub edited_action: Option<Map<String, Value>>,
 }
 
 /// Body of `POST /v1/requests/{id}/reject`.
@@ -202,6 +208,14 @@ pub struct DecisionView {
     pub comment: Option<String>,
     /// Why it was rejected.
     pub rejection_reason: Option<String>,
+    /// On an approval with edits: the action as approved (it replaces
+    /// `proposed_action` for execution).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub edited_action: Option<Map<String, Value>>,
+    /// On approval: hex SHA-256 of the canonical JSON of the approved action.
+    #[serde(default)]
+    pub action_hash: Option<String>,
 }
 
 /// An approval request.
@@ -247,6 +261,8 @@ impl From<Request> for RequestView {
                 decided_at: d.decided_at,
                 comment: d.comment,
                 rejection_reason: d.rejection_reason,
+                edited_action: d.edited_action,
+                action_hash: d.action_hash.map(|h| h.to_hex()),
             }),
         }
     }
@@ -317,9 +333,13 @@ pub struct AuditEntryView {
     pub reason: Option<String>,
     /// Reviewer's comment.
     pub comment: Option<String>,
-    /// The proposed action, on creation and approval.
+    /// The proposed action on creation; the approved action on approval.
     #[schema(value_type = Option<Object>)]
     pub action: Option<Value>,
+    /// On an approval with edits: the action as proposed, before the edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub original_action: Option<Value>,
     /// Hash of the previous entry.
     pub prev_hash: String,
     /// Hash of this entry.
@@ -338,6 +358,7 @@ impl From<AuditEntry> for AuditEntryView {
             reason: e.record.reason,
             comment: e.record.comment,
             action: e.record.action,
+            original_action: e.record.original_action,
             prev_hash: e.prev_hash.to_hex(),
             hash: e.hash.to_hex(),
         }

@@ -89,6 +89,8 @@ pub struct AuditRecord {
     pub comment: Option<String>,
     /// The proposed action, on creation and on approval: what was signed off.
     pub action: Option<Value>,
+    /// On an approval with edits: the action as proposed, before the edit.
+    pub original_action: Option<Value>,
 }
 
 /// A SHA-256 digest, shown as lowercase hex.
@@ -147,6 +149,13 @@ pub fn format_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The SHA-256 of an action's canonical JSON: what an approval is bound to.
+pub fn action_hash(action: &serde_json::Map<String, Value>) -> Digest {
+    let mut out = Vec::with_capacity(256);
+    write_object(action, &mut out);
+    Digest(Sha256::digest(&out).into())
+}
+
 /// Writes `value` as JSON with object keys sorted and no white space, so the
 /// same value always has the same bytes (and the same hash), whatever order
 /// its keys arrived in.
@@ -159,20 +168,7 @@ pub fn canonical_json(value: &Value) -> String {
 
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json(key, out);
-                out.push(b':');
-                write_canonical(item, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -185,6 +181,21 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         }
         scalar => write_json(scalar, out),
     }
+}
+
+fn write_object(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(key, out);
+        out.push(b':');
+        write_canonical(item, out);
+    }
+    out.push(b'}');
 }
 
 /// Appends `value` as compact JSON.
@@ -222,6 +233,12 @@ fn content_bytes(seq: i64, record: &AuditRecord, prev: &Digest) -> Vec<u8> {
     write_json(&record.comment, &mut out);
     out.extend_from_slice(b",\"event\":");
     write_json(record.event.as_str(), &mut out);
+    // Present only on an edited approval, so entries without an edit hash
+    // exactly as they did before edits existed.
+    if let Some(original) = &record.original_action {
+        out.extend_from_slice(b",\"original_action\":");
+        write_canonical(original, &mut out);
+    }
     out.extend_from_slice(b",\"prev_hash\":");
     write_json(&prev.to_hex(), &mut out);
     out.extend_from_slice(b",\"reason\":");
@@ -425,6 +442,7 @@ mod tests {
             reason: None,
             comment: None,
             action: Some(serde_json::json!({"b": 1, "a": [n]})),
+            original_action: None,
         }
     }
 
@@ -453,6 +471,7 @@ mod tests {
             reason: None,
             comment: Some("ok\n".into()),
             action: Some(serde_json::json!({"b": [1, {"y": 2.5, "x": null}], "a": "z"})),
+            original_action: Some(serde_json::json!({"b": [0], "a": "y"})),
         };
         let prev = Digest::sha256(b"before");
         let expected = canonical_json(&serde_json::json!({
@@ -465,11 +484,33 @@ mod tests {
             "reason": record.reason,
             "comment": record.comment,
             "action": record.action,
+            "original_action": record.original_action,
             "prev_hash": prev.to_hex(),
         }));
         assert_eq!(
             String::from_utf8(content_bytes(42, &record, &prev)).unwrap(),
             expected
+        );
+        // Without an edit the key is absent, not null.
+        let plain = AuditRecord {
+            original_action: None,
+            ..record
+        };
+        let bytes = String::from_utf8(content_bytes(42, &plain, &prev)).unwrap();
+        assert!(!bytes.contains("original_action"), "{bytes}");
+    }
+
+    #[test]
+    fn action_hash_ignores_key_order() {
+        let a = serde_json::json!({"x": 1, "y": {"b": 2, "a": 3}});
+        let b: Value = serde_json::from_str(r#"{"y": {"a": 3, "b": 2}, "x": 1}"#).unwrap();
+        let (Value::Object(a), Value::Object(b)) = (a, b) else {
+            unreachable!()
+        };
+        assert_eq!(action_hash(&a), action_hash(&b));
+        assert_eq!(
+            action_hash(&a),
+            Digest::sha256(canonical_json(&Value::Object(a.clone())).as_bytes())
         );
     }
 

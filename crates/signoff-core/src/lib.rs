@@ -13,8 +13,10 @@ pub mod request;
 
 pub use audit::{
     AuditEntry, AuditEvent, AuditRecord, Chain, ChainBreak, ChainFault, Digest, Verifier,
-    canonical_json, format_time,
+    action_hash, canonical_json, format_time,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use input::{Actor, ExpiresIn, Reason, Title, ValidationError};
-pub use request::{Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict};
+pub use request::{
+    ActionBindingError, Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict,
+};

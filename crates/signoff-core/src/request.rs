@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::audit::{AuditEvent, AuditRecord};
+use crate::audit::{AuditEvent, AuditRecord, Digest, action_hash};
 use crate::input::{Actor, ExpiresIn, Reason, Title};
 
 /// Where a request is in its life.
@@ -81,6 +81,13 @@ pub struct Decision {
     pub comment: Option<String>,
     /// Why it was rejected.
     pub rejection_reason: Option<String>,
+    /// The action as the reviewer edited it, when they approved with edits
+    /// (`None`: the proposed action was approved as it was).
+    pub edited_action: Option<Map<String, Value>>,
+    /// On approval: the SHA-256 of the canonical JSON of the action that was
+    /// approved (the edit, or else the proposed action). An executor runs
+    /// only an action with this hash.
+    pub action_hash: Option<Digest>,
 }
 
 /// A proposed action waiting for, or past, a person's sign-off.
@@ -151,6 +158,7 @@ impl RequestDraft {
             reason: None,
             comment: None,
             action: Some(Value::Object(request.proposed_action.clone())),
+            original_action: None,
         }];
         if let Ok(expired) = request.expire(now) {
             records.push(expired);
@@ -162,12 +170,15 @@ impl RequestDraft {
 /// What a reviewer (or the requester) says about a pending request.
 #[derive(Debug, Clone)]
 pub enum Verdict {
-    /// Sign off, optionally with a comment.
+    /// Sign off, optionally with a comment, optionally on an edited action.
     Approve {
         /// Who signs off.
         reviewer: Actor,
         /// Optional remark.
         comment: Option<String>,
+        /// The action as the reviewer changed it; what runs instead of the
+        /// proposed one.
+        edited_action: Option<Map<String, Value>>,
     },
     /// Refuse, saying why.
     Reject {
@@ -208,6 +219,28 @@ pub enum TransitionError {
     },
 }
 
+/// Why an action may not be executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionBindingError {
+    /// Only an approved request's action runs.
+    #[error("request is {status}, not approved")]
+    NotApproved {
+        /// Its status.
+        status: Status,
+    },
+    /// The approval recorded no hash (a store that lost it).
+    #[error("the approval recorded no action hash")]
+    NoHash,
+    /// The action is not the one that was approved.
+    #[error("action hash {actual} does not match the approved {expected}")]
+    Mismatch {
+        /// Recorded with the approval.
+        expected: Digest,
+        /// Of the action at hand.
+        actual: Digest,
+    },
+}
+
 /// What a verdict did to a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decided {
@@ -243,18 +276,28 @@ impl Request {
             };
         }
         let (status, event, decision, reason, comment) = match verdict {
-            Verdict::Approve { reviewer, comment } => (
-                Status::Approved,
-                AuditEvent::Approved,
-                Decision {
-                    reviewer: Some(reviewer.into_string()),
-                    decided_at: now,
-                    comment: comment.clone(),
-                    rejection_reason: None,
-                },
-                None,
+            Verdict::Approve {
+                reviewer,
                 comment,
-            ),
+                edited_action,
+            } => {
+                let approved = edited_action.as_ref().unwrap_or(&self.proposed_action);
+                let hash = action_hash(approved);
+                (
+                    Status::Approved,
+                    AuditEvent::Approved,
+                    Decision {
+                        reviewer: Some(reviewer.into_string()),
+                        decided_at: now,
+                        comment: comment.clone(),
+                        rejection_reason: None,
+                        edited_action,
+                        action_hash: Some(hash),
+                    },
+                    None,
+                    comment,
+                )
+            }
             Verdict::Reject { reviewer, reason } => (
                 Status::Rejected,
                 AuditEvent::Rejected,
@@ -263,6 +306,8 @@ impl Request {
                     decided_at: now,
                     comment: None,
                     rejection_reason: Some(reason.as_str().to_owned()),
+                    edited_action: None,
+                    action_hash: None,
                 },
                 Some(reason.into_string()),
                 None,
@@ -277,18 +322,59 @@ impl Request {
                         decided_at: now,
                         comment: reason.clone(),
                         rejection_reason: None,
+                        edited_action: None,
+                        action_hash: None,
                     },
                     reason,
                     None,
                 )
             }
         };
-        let action =
-            (event == AuditEvent::Approved).then(|| Value::Object(self.proposed_action.clone()));
+        // An approval records what was approved and, for an edit, what was
+        // proposed: the trail shows both.
+        let (action, original_action) = match (&decision.edited_action, event) {
+            (Some(edit), _) => (
+                Some(Value::Object(edit.clone())),
+                Some(Value::Object(self.proposed_action.clone())),
+            ),
+            (None, AuditEvent::Approved) => {
+                (Some(Value::Object(self.proposed_action.clone())), None)
+            }
+            (None, _) => (None, None),
+        };
         self.status = status;
         let actor = decision.reviewer.clone();
         self.decision = Some(decision);
-        Decided::Applied(self.record(event, now, actor, reason, comment, action))
+        let mut record = self.record(event, now, actor, reason, comment, action);
+        record.original_action = original_action;
+        Decided::Applied(record)
+    }
+
+    /// The action an executor may run: the approved action (the edit, or
+    /// else the proposed one) when the request is approved and the action
+    /// still has the hash recorded with the approval.
+    pub fn action_to_execute(&self) -> Result<&Map<String, Value>, ActionBindingError> {
+        let Some(decision) = self
+            .decision
+            .as_ref()
+            .filter(|_| self.status == Status::Approved)
+        else {
+            return Err(ActionBindingError::NotApproved {
+                status: self.status,
+            });
+        };
+        let action = decision
+            .edited_action
+            .as_ref()
+            .unwrap_or(&self.proposed_action);
+        let Some(expected) = decision.action_hash else {
+            return Err(ActionBindingError::NoHash);
+        };
+        let actual = action_hash(action);
+        if actual != expected {
+            return Err(ActionBindingError::Mismatch { expected, actual });
+        }
+        Ok(action)
     }
 
     /// Moves an overdue pending request to `expired`.
@@ -309,6 +395,8 @@ impl Request {
             decided_at: now,
             comment: None,
             rejection_reason: None,
+            edited_action: None,
+            action_hash: None,
         });
         Ok(self.record(AuditEvent::Expired, now, None, None, None, None))
     }
@@ -331,6 +419,7 @@ impl Request {
             reason,
             comment,
             action,
+            original_action: None,
         }
     }
 }
@@ -360,7 +449,58 @@ mod tests {
         Verdict::Approve {
             reviewer: Actor::parse("reviewer", "alice").unwrap(),
             comment: None,
+            edited_action: None,
         }
+    }
+
+    #[test]
+    fn an_edited_approval_runs_the_edit_and_records_both() {
+        let (mut request, _) = draft(3600).open(Uuid::now_v7(), t0());
+        request
+            .proposed_action
+            .insert("limit".into(), Value::from(5000));
+        let mut edit = Map::new();
+        edit.insert("limit".into(), Value::from(4000));
+        let verdict = Verdict::Approve {
+            reviewer: Actor::parse("reviewer", "alice").unwrap(),
+            comment: Some("lower".into()),
+            edited_action: Some(edit.clone()),
+        };
+        let Decided::Applied(record) = request.decide(verdict, t0()) else {
+            panic!("not applied");
+        };
+        assert_eq!(record.action, Some(Value::Object(edit.clone())));
+        assert_eq!(
+            record.original_action,
+            Some(Value::Object(request.proposed_action.clone()))
+        );
+        assert_eq!(request.action_to_execute(), Ok(&edit));
+        // Tampering with the approved action breaks the binding.
+        if let Some(decision) = request.decision.as_mut() {
+            decision.edited_action = Some(Map::new());
+        }
+        assert!(matches!(
+            request.action_to_execute(),
+            Err(ActionBindingError::Mismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn only_an_approved_action_runs() {
+        let (mut request, _) = draft(3600).open(Uuid::now_v7(), t0());
+        assert!(matches!(
+            request.action_to_execute(),
+            Err(ActionBindingError::NotApproved { .. })
+        ));
+        request.decide(approve(), t0());
+        assert_eq!(request.action_to_execute(), Ok(&request.proposed_action));
+        let Some(decision) = &request.decision else {
+            panic!("no decision")
+        };
+        assert_eq!(
+            decision.action_hash,
+            Some(crate::audit::action_hash(&request.proposed_action))
+        );
     }
 
     fn reject() -> Verdict {

@@ -117,6 +117,7 @@ impl Service {
         let verdict = Verdict::Approve {
             reviewer: Actor::parse("reviewer", &body.reviewer)?,
             comment: body.comment.filter(|c| !c.trim().is_empty()),
+            edited_action: body.edited_action,
         };
         self.decide(id, verdict).await
     }

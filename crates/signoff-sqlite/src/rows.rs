@@ -14,11 +14,11 @@ use crate::unavailable;
 
 /// The columns of `requests`, in the order [`request_from_row`] reads them.
 pub(crate) const REQUEST_COLUMNS: &str = "id, title, description, proposed_action, requester, labels, \
-     created_at, expires_at, status, reviewer, decided_at, comment, rejection_reason";
+     created_at, expires_at, status, reviewer, decided_at, comment, rejection_reason, \
+     edited_action, action_hash";
 
 /// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
-pub(crate) const AUDIT_COLUMNS: &str =
-    "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash";
+pub(crate) const AUDIT_COLUMNS: &str = "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action";
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
@@ -51,6 +51,17 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
             decided_at: from_micros("decided_at", at)?,
             comment: row.get(11).map_err(get_err)?,
             rejection_reason: row.get(12).map_err(get_err)?,
+            edited_action: row
+                .get::<_, Option<String>>(13)
+                .map_err(get_err)?
+                .map(|text| serde_json::from_str::<Map<String, Value>>(&text))
+                .transpose()
+                .map_err(|e| corrupt("edited_action", e))?,
+            action_hash: row
+                .get::<_, Option<String>>(14)
+                .map_err(get_err)?
+                .map(|hex| Digest::from_hex(&hex).ok_or_else(|| corrupt("action_hash", hex)))
+                .transpose()?,
         }),
         None => None,
     };
@@ -89,7 +100,7 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
     let labels = serde_json::to_string(&request.labels).map_err(|e| corrupt("labels", e))?;
     let decision = request.decision.as_ref();
     conn.prepare_cached(&format!(
-        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -106,10 +117,18 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
             decision.map(|d| micros(d.decided_at)),
             decision.and_then(|d| d.comment.as_deref()),
             decision.and_then(|d| d.rejection_reason.as_deref()),
+            edited_action(decision),
+            decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
         ])
     })
     .map_err(unavailable)?;
     Ok(())
+}
+
+fn edited_action(decision: Option<&Decision>) -> Option<String> {
+    decision
+        .and_then(|d| d.edited_action.as_ref())
+        .map(|edit| Value::Object(edit.clone()).to_string())
 }
 
 /// Records a transition of a pending request: the compare-and-set that makes
@@ -118,7 +137,8 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
     let decision = request.decision.as_ref();
     let changed = conn
         .prepare_cached(
-            "UPDATE requests SET status = ?2, reviewer = ?3, decided_at = ?4, comment = ?5, rejection_reason = ?6
+            "UPDATE requests SET status = ?2, reviewer = ?3, decided_at = ?4, comment = ?5, rejection_reason = ?6,
+                 edited_action = ?7, action_hash = ?8
              WHERE id = ?1 AND status = 'pending'",
         )
         .and_then(|mut stmt| {
@@ -129,6 +149,8 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
                 decision.map(|d| micros(d.decided_at)),
                 decision.and_then(|d| d.comment.as_deref()),
                 decision.and_then(|d| d.rejection_reason.as_deref()),
+                edited_action(decision),
+                decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
             ])
         })
         .map_err(unavailable)?;
@@ -145,7 +167,7 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
 pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
     let r = &entry.record;
     conn.prepare_cached(&format!(
-        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -160,6 +182,7 @@ pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), 
             r.action.as_ref().map(canonical_json),
             entry.prev_hash.to_hex(),
             entry.hash.to_hex(),
+            r.original_action.as_ref().map(canonical_json),
         ])
     })
     .map_err(unavailable)?;
@@ -204,6 +227,7 @@ pub(crate) fn entry_from_row(row: &Row<'_>) -> Result<AuditEntry, StoreError> {
     let action: Option<String> = row.get(8).map_err(get_err)?;
     let prev_hash: String = row.get(9).map_err(get_err)?;
     let hash: String = row.get(10).map_err(get_err)?;
+    let original_action: Option<String> = row.get(11).map_err(get_err)?;
     Ok(AuditEntry {
         seq: row.get(0).map_err(get_err)?,
         record: AuditRecord {
@@ -220,6 +244,10 @@ pub(crate) fn entry_from_row(row: &Row<'_>) -> Result<AuditEntry, StoreError> {
                 .map(|a| serde_json::from_str(&a))
                 .transpose()
                 .map_err(|e| corrupt("audit action", e))?,
+            original_action: original_action
+                .map(|a| serde_json::from_str(&a))
+                .transpose()
+                .map_err(|e| corrupt("audit original action", e))?,
         },
         prev_hash: Digest::from_hex(&prev_hash).ok_or_else(|| corrupt("prev_hash", &prev_hash))?,
         hash: Digest::from_hex(&hash).ok_or_else(|| corrupt("hash", &hash))?,

@@ -9,7 +9,10 @@ use signoff_store::StoreError;
 
 use crate::{Durability, SqliteOptions, unavailable};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_approve_with_edits.sql"),
+];
 
 /// Opens the one connection that writes, creating the file if needed, and
 /// migrates it.

@@ -22,6 +22,12 @@ async fn create_read_decide() {
 }
 
 #[tokio::test]
+async fn approve_with_edits() {
+    let (store, _clock, _dir) = open();
+    suite::approve_with_edits(store).await;
+}
+
+#[tokio::test]
 async fn list_pages() {
     let (store, _clock, _dir) = open();
     suite::list_pages(store).await;

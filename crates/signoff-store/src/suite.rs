@@ -37,6 +37,7 @@ fn approve(who: &str) -> Verdict {
     Verdict::Approve {
         reviewer: Actor::parse("reviewer", who).unwrap(),
         comment: Some("ok".into()),
+        edited_action: None,
     }
 }
 
@@ -68,6 +69,46 @@ pub async fn create_read_decide(store: Arc<dyn Store>) {
         store.decide(Uuid::now_v7(), approve("alice")).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// An approval with edits keeps the edit and its hash, the executor's
+/// check passes on what was stored, and the trail holds both actions and
+/// still verifies.
+pub async fn approve_with_edits(store: Arc<dyn Store>) {
+    let id = Uuid::now_v7();
+    let created = store.create(id, draft("edit me", 60), None).await.unwrap();
+    let edit = json!({"changes": {"limit": 4000}})
+        .as_object()
+        .unwrap()
+        .clone();
+    let verdict = Verdict::Approve {
+        reviewer: Actor::parse("reviewer", "alice").unwrap(),
+        comment: None,
+        edited_action: Some(edit.clone()),
+    };
+    let approved = store.decide(id, verdict).await.unwrap();
+    let read = store.get(id).await.unwrap().unwrap();
+    assert_eq!(read, approved);
+    assert_eq!(read.action_to_execute(), Ok(&edit));
+    let decision = read.decision.unwrap();
+    assert_eq!(decision.action_hash, Some(signoff_core::action_hash(&edit)));
+    let trail = store
+        .audit(AuditQuery {
+            request_id: Some(id),
+            after_seq: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let approval = &trail[1].record;
+    assert_eq!(approval.event, AuditEvent::Approved);
+    assert_eq!(approval.action, Some(serde_json::Value::Object(edit)));
+    assert_eq!(
+        approval.original_action,
+        Some(serde_json::Value::Object(created.request.proposed_action))
+    );
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
 }
 
 /// Lists are newest first, filtered by status, and page without overlap.

@@ -212,6 +212,11 @@ pub struct ApproveArgs {
     /// A note kept with the decision.
     #[arg(long)]
     pub comment: Option<String>,
+    /// Approve with edits: the action as you changed it, a JSON object
+    /// (inline, `@FILE`, or `-` for stdin). It runs instead of the proposed
+    /// one; the audit trail keeps both.
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub edit: Option<String>,
     #[command(flatten)]
     pub reviewer: ReviewerArg,
 }

@@ -149,6 +149,9 @@ pub fn details(request: &RequestView, now: DateTime<Utc>) -> anyhow::Result<()> 
         if let Some(reason) = &decision.rejection_reason {
             writeln!(out, "  {DIM}reason{DIM:#}      {reason}")?;
         }
+        if let Some(hash) = &decision.action_hash {
+            writeln!(out, "  {DIM}action hash{DIM:#} {hash}")?;
+        }
     }
     if !request.description.is_empty() {
         writeln!(out)?;
@@ -157,6 +160,19 @@ pub fn details(request: &RequestView, now: DateTime<Utc>) -> anyhow::Result<()> 
     writeln!(out)?;
     writeln!(out, "{BOLD}Proposed action{BOLD:#}")?;
     writeln!(out, "{}", pretty_action(request))?;
+    if let Some(edit) = request
+        .decision
+        .as_ref()
+        .and_then(|d| d.edited_action.as_ref())
+    {
+        writeln!(out)?;
+        writeln!(out, "{BOLD}Approved with edits{BOLD:#} (this runs instead)")?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(edit).unwrap_or_else(|_| "(unprintable)".to_owned())
+        )?;
+    }
     Ok(())
 }
 

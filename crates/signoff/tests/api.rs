@@ -557,3 +557,45 @@ async fn health_metrics_and_openapi() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
 }
+
+#[tokio::test]
+async fn approve_with_edits_binds_the_edited_action() {
+    let server = TestServer::start().await;
+    let (_, created) = server
+        .post(
+            "/v1/requests",
+            json!({"title": "limit", "proposed_action": {"changes": {"max": 5000}}}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    // The edit must be an object.
+    let (status, body) = server
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            json!({"reviewer": "alice", "edited_action": [1]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, approved) = server
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            json!({"reviewer": "alice", "edited_action": {"changes": {"max": 4000}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    let decision = &approved["decision"];
+    assert_eq!(decision["edited_action"]["changes"]["max"], 4000);
+    assert_eq!(approved["proposed_action"]["changes"]["max"], 5000);
+    // sha256 of the canonical JSON {"changes":{"max":4000}}
+    let expected =
+        signoff_core::action_hash(json!({"changes": {"max": 4000}}).as_object().unwrap());
+    assert_eq!(decision["action_hash"], expected.to_hex());
+
+    let (_, trail) = server.get(&format!("/v1/audit?request_id={id}")).await;
+    let approval = &trail["entries"][1];
+    assert_eq!(approval["event"], "approved");
+    assert_eq!(approval["action"]["changes"]["max"], 4000);
+    assert_eq!(approval["original_action"]["changes"]["max"], 5000);
+    let (_, report) = server.get("/v1/audit/verify").await;
+    assert_eq!(report["ok"], true, "{report}");
+}

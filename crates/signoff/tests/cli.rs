@@ -150,9 +150,35 @@ async fn create_list_show_and_decide() {
     assert_eq!(code(&output), 1);
     assert!(stderr(&output).contains("approved"), "{}", stderr(&output));
 
+    // Approve with edits, the edit read from stdin.
+    let edited = create(&server, "edit me", &[]);
+    let output = signoff(
+        &server,
+        &["--json", "approve", &edited, "--edit", "-"],
+        r#"{"changes": {"max_amount_without_approval": 4000}}"#,
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let approved_edit = json(&output);
+    assert_eq!(
+        approved_edit["decision"]["edited_action"]["changes"]["max_amount_without_approval"],
+        4000
+    );
+    let output = signoff(&server, &["show", &edited], "");
+    assert!(
+        stdout(&output).contains("Approved with edits"),
+        "{}",
+        stdout(&output)
+    );
+
     let output = signoff(&server, &["--json", "list", "--status", "approved"], "");
     let listed = json(&output);
-    assert_eq!(listed["requests"][0]["id"], id.as_str());
+    let ids: Vec<&str> = listed["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [edited.as_str(), id.as_str()]);
 }
 
 #[tokio::test]

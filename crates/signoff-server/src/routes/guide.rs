@@ -206,6 +206,7 @@ pub async fn approve(
             ApproveBody {
                 reviewer: reviewer.clone(),
                 comment: None,
+                edited_action: None,
             },
         )
         .await

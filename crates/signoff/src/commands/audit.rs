@@ -104,6 +104,9 @@ pub fn print_entries(entries: &[AuditEntryView]) -> anyhow::Result<()> {
             && let Some(action) = &entry.action
         {
             writeln!(out, "{DIM}       approved action: {action}{DIM:#}")?;
+            if let Some(original) = &entry.original_action {
+                writeln!(out, "{DIM}       edited from:     {original}{DIM:#}")?;
+            }
         }
     }
     Ok(())
@@ -156,6 +159,9 @@ fn log_line(entry: &AuditEntryView) -> Value {
     }
     if let Some(action) = &entry.action {
         line.insert("proposed_action".into(), action.clone());
+    }
+    if let Some(original) = &entry.original_action {
+        line.insert("original_action".into(), original.clone());
     }
     if let Some(reason) = &entry.reason {
         line.insert("reason".into(), json!(reason));
@@ -214,6 +220,7 @@ mod tests {
             reason: None,
             comment: None,
             action: Some(json!({"changes": {"max": 5000}})),
+            original_action: None,
             prev_hash: "00".into(),
             hash: "11".into(),
         }

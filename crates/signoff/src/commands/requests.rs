@@ -23,7 +23,7 @@ use crate::output::{self, BOLD, DIM};
 
 /// `signoff request create`.
 pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Result<Outcome> {
-    let proposed_action = read_action(&args.action)?;
+    let proposed_action = read_object("--action", &args.action)?;
     let labels = parse_labels(&args.labels)?;
     let expires_in = match args.expires_in.as_deref() {
         Some(text) => Some(ExpiresIn::Seconds(
@@ -62,25 +62,26 @@ pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Re
     Ok(Outcome::Success)
 }
 
-/// Reads `--action`: inline JSON, `@FILE`, or `-` for stdin; an object.
-fn read_action(arg: &str) -> anyhow::Result<Map<String, Value>> {
+/// Reads a JSON object flag (`--action`, `--edit`): inline JSON, `@FILE`, or
+/// `-` for stdin.
+fn read_object(flag: &str, arg: &str) -> anyhow::Result<Map<String, Value>> {
     let (text, source) = if arg == "-" {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .context("cannot read the action from stdin")?;
+            .with_context(|| format!("{flag}: cannot read stdin"))?;
         (text, "stdin".to_owned())
     } else if let Some(path) = arg.strip_prefix('@') {
         let text = std::fs::read_to_string(path)
-            .map_err(|error| UsageError::new(format!("--action: cannot read {path}: {error}")))?;
+            .map_err(|error| UsageError::new(format!("{flag}: cannot read {path}: {error}")))?;
         (text, path.to_owned())
     } else {
-        (arg.to_owned(), "--action".to_owned())
+        (arg.to_owned(), flag.to_owned())
     };
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(UsageError::new(format!(
-            "--action: the proposed action must be a JSON object, {source} holds {}",
+            "{flag}: the action must be a JSON object, {source} holds {}",
             kind(&other)
         ))
         .into()),
@@ -186,9 +187,14 @@ pub async fn show(client: &Client, id: uuid::Uuid, json: bool) -> anyhow::Result
 
 /// `signoff approve`.
 pub async fn approve(client: &Client, args: ApproveArgs, json: bool) -> anyhow::Result<Outcome> {
+    let edited_action = match args.edit.as_deref() {
+        Some(arg) => Some(read_object("--edit", arg)?),
+        None => None,
+    };
     let body = ApproveBody {
         reviewer: reviewer_name(&args.reviewer)?,
         comment: args.comment,
+        edited_action,
     };
     let request = client.approve(args.id, &body).await?;
     decided(&request, json)
@@ -309,10 +315,10 @@ mod tests {
 
     #[test]
     fn the_action_must_be_an_object() {
-        assert!(read_action(r#"{"a": 1}"#).is_ok());
-        let error = read_action("[1]").err().map(|e| e.to_string());
+        assert!(read_object("--action", r#"{"a": 1}"#).is_ok());
+        let error = read_object("--action", "[1]").err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("an array")));
-        let error = read_action("{nope").err().map(|e| e.to_string());
+        let error = read_object("--edit", "{nope").err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("not valid JSON")));
     }
 }

@@ -179,6 +179,7 @@ async fn review_one(
                 let body = ApproveBody {
                     reviewer: reviewer.to_owned(),
                     comment: None,
+                    edited_action: None,
                 };
                 let result = client.approve(request.id, &body).await;
                 report(result, tally)?;

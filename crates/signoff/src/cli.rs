@@ -74,6 +74,25 @@ pub enum Command {
     /// Read, export and verify the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check the workflow configuration file (signoff.yaml).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `signoff config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse and check the file without starting anything; every problem is
+    /// reported as FILE:LINE:COLUMN: message.
+    Check(ConfigArgs),
+}
+
+/// Where the configuration file is.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The configuration file.
+    #[arg(long, env = "SIGNOFF_CONFIG", default_value = "signoff.yaml")]
+    pub config: PathBuf,
 }
 
 /// `signoff serve`.

@@ -472,3 +472,52 @@ async fn audit_show_export_and_verify() {
     assert_eq!(report["ok"], true);
     assert_eq!(report["checked"], 4);
 }
+
+#[test]
+fn config_check_names_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("signoff.yaml");
+    std::fs::write(
+        &good,
+        "agents:\n  drafter: { kind: a2a, url: \"http://127.0.0.1:9001\" }\n\
+         executors:\n  apply: { kind: mcp, command: [server], tool: apply_changes }\n\
+         workflows:\n  policy-update: { draft_agent: drafter, executor: apply }\n",
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["config", "check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("policy-update"),
+        "{}",
+        stdout(&output)
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "agents:\n  drafter: { kind: a2a, url: \"http://127.0.0.1:9001\" }\n\
+         executors: {}\n\
+         workflows:\n  policy-update:\n    draft_agent: drafterr\n    executor: apply\n",
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["config", "check"])
+        .env("SIGNOFF_CONFIG", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1);
+    let text = stderr(&output);
+    assert!(text.contains("bad.yaml:6:"), "{text}");
+    assert!(
+        text.contains("draft_agent 'drafterr' is not declared"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.yaml:7:") && text.contains("executor 'apply'"),
+        "{text}"
+    );
+}

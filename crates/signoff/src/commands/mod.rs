@@ -3,6 +3,7 @@
 //! exit code.
 
 mod audit;
+mod config;
 mod requests;
 mod review;
 mod serve;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use signoff_client::Client;
 
-use crate::cli::{Cli, Command, RequestCommand, ReviewerArg};
+use crate::cli::{Cli, Command, ConfigCommand, RequestCommand, ReviewerArg};
 
 /// What a command ends with; each is a documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Wait(args) => requests::wait(&client, args, json).await,
         Command::Review(args) => review::run(&client, args).await,
         Command::Audit(command) => audit::run(&client, command, json).await,
+        Command::Config(ConfigCommand::Check(args)) => config::check(&args, json),
     }
 }
 

@@ -1,0 +1,1 @@
+//! Agents: the drafter and the validator of a workflow.

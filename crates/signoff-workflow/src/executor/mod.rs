@@ -1,0 +1,1 @@
+//! Executors: what applies an approved action.

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod clock;
 pub mod input;
 pub mod request;
+pub mod run;
 
 pub use audit::{
     AuditEntry, AuditEvent, AuditRecord, Chain, ChainBreak, ChainFault, Digest, Verifier,
@@ -20,3 +21,4 @@ pub use input::{Actor, ExpiresIn, Reason, Title, ValidationError};
 pub use request::{
     ActionBindingError, Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict,
 };
+pub use run::{Run, RunStatus, Stage, StageRecord};

@@ -67,6 +67,14 @@ impl From<StoreError> for AppError {
                 Self::new(StatusCode::CONFLICT, "expired", e.to_string())
             }
             StoreError::Transition(e) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            StoreError::RunNotFound(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("run {id} not found"),
+            ),
+            e @ StoreError::RunMoved { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             StoreError::IdempotencyMismatch => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

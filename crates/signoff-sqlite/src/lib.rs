@@ -9,6 +9,7 @@
 
 mod readers;
 mod rows;
+mod runs;
 mod schema;
 mod writer;
 
@@ -17,7 +18,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
-use signoff_core::{Clock, Request, RequestDraft, Status, Verdict, Verifier};
+use signoff_core::{
+    Clock, Request, RequestDraft, Run, RunStatus, StageRecord, Status, Verdict, Verifier,
+};
 use signoff_store::{
     AuditQuery, AuditReport, Created, IdempotencyKey, ListQuery, Page, Store, StoreError,
     StoreResult,
@@ -279,6 +282,39 @@ impl Store for SqliteStore {
                 report
             })
             .await
+    }
+
+    async fn create_run(&self, run: Run) -> StoreResult<Run> {
+        match self.write(Op::CreateRun { run }).await? {
+            Done::Run(run) => Ok(run),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn advance_run(
+        &self,
+        run: Run,
+        from: RunStatus,
+        record: Option<StageRecord>,
+    ) -> StoreResult<Run> {
+        match self.write(Op::AdvanceRun { run, from, record }).await? {
+            Done::Run(run) => Ok(run),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn get_run(&self, id: Uuid) -> StoreResult<Option<Run>> {
+        self.readers.run(move |conn| runs::load_run(conn, id)).await
+    }
+
+    async fn run_stages(&self, id: Uuid) -> StoreResult<Vec<StageRecord>> {
+        self.readers
+            .run(move |conn| runs::load_stages(conn, id))
+            .await
+    }
+
+    async fn unfinished_runs(&self) -> StoreResult<Vec<Run>> {
+        self.readers.run(runs::load_unfinished).await
     }
 }
 

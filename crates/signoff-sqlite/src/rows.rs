@@ -20,7 +20,7 @@ pub(crate) const REQUEST_COLUMNS: &str = "id, title, description, proposed_actio
 /// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
 pub(crate) const AUDIT_COLUMNS: &str = "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action";
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
 }
 
@@ -28,7 +28,7 @@ pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
-fn from_micros(what: &str, value: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn from_micros(what: &str, value: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_micros(value).ok_or_else(|| corrupt(what, value))
 }
 

@@ -12,6 +12,7 @@ use crate::{Durability, SqliteOptions, unavailable};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_approve_with_edits.sql"),
+    include_str!("../migrations/0003_runs.sql"),
 ];
 
 /// Opens the one connection that writes, creating the file if needed, and

@@ -20,7 +20,9 @@
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior};
-use signoff_core::{Chain, Clock, Decided, Request, RequestDraft, Verdict};
+use signoff_core::{
+    Chain, Clock, Decided, Request, RequestDraft, Run, RunStatus, StageRecord, Verdict,
+};
 use signoff_store::{Created, IdempotencyKey, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -29,7 +31,7 @@ use crate::rows::{
     REQUEST_COLUMNS, insert_entry, insert_request, load_request, micros, request_from_row,
     update_decided, write_head,
 };
-use crate::unavailable;
+use crate::{runs, unavailable};
 
 /// Most commands in one transaction: bounds the latency of the first caller
 /// in a batch.
@@ -49,6 +51,14 @@ pub(crate) enum Op {
     ExpireOverdue {
         limit: u32,
     },
+    CreateRun {
+        run: Run,
+    },
+    AdvanceRun {
+        run: Run,
+        from: RunStatus,
+        record: Option<StageRecord>,
+    },
 }
 
 /// What a command did, by kind of [`Op`].
@@ -56,6 +66,7 @@ pub(crate) enum Done {
     Created(Created),
     Decided(Request),
     Expired(Vec<Request>),
+    Run(Run),
 }
 
 /// An [`Op`] and where to send its result once it is durable.
@@ -180,6 +191,11 @@ fn apply(
         } => create(conn, chain, now, id, draft, idempotency),
         Op::Decide { id, verdict } => decide(conn, chain, now, id, verdict),
         Op::ExpireOverdue { limit } => expire_overdue(conn, chain, now, limit),
+        // A single INSERT either happened or not: nothing to tear.
+        Op::CreateRun { run } => {
+            Applied::clean(runs::insert_run(conn, &run).map(|()| Done::Run(run)))
+        }
+        Op::AdvanceRun { run, from, record } => advance_run(conn, run, from, record),
     }
 }
 
@@ -295,6 +311,24 @@ fn decide(
         // The expiry is written and stands; the caller still hears "expired".
         Some(expired) => Err(expired.into()),
     })
+}
+
+/// The compare-and-set first (a refusal writes nothing), then the record.
+fn advance_run(
+    conn: &Connection,
+    run: Run,
+    from: RunStatus,
+    record: Option<StageRecord>,
+) -> Applied {
+    if let Err(error) = runs::advance_run(conn, &run, from) {
+        return Applied::clean(Err(error));
+    }
+    if let Some(record) = record
+        && let Err(error) = runs::insert_stage(conn, &record)
+    {
+        return Applied::torn(error);
+    }
+    Applied::clean(Ok(Done::Run(run)))
 }
 
 fn refused(error: StoreError) -> Applied {

@@ -27,6 +27,12 @@ async fn approve_with_edits() {
     suite::approve_with_edits(store).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs() {
+    let (store, _clock, _dir) = open();
+    suite::runs(store).await;
+}
+
 #[tokio::test]
 async fn list_pages() {
     let (store, _clock, _dir) = open();

@@ -11,7 +11,8 @@
 
 use chrono::{DateTime, Utc};
 use signoff_core::{
-    AuditEntry, Chain, ChainBreak, Digest, Request, RequestDraft, Status, TransitionError, Verdict,
+    AuditEntry, Chain, ChainBreak, Digest, Request, RequestDraft, Run, RunStatus, StageRecord,
+    Status, TransitionError, Verdict,
 };
 use uuid::Uuid;
 
@@ -38,6 +39,20 @@ pub enum StoreError {
     /// A stored row cannot be read back: a bug or tampering.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// No run has that id.
+    #[error("run {0} not found")]
+    RunNotFound(Uuid),
+    /// The run is no longer where the caller thought (someone else moved
+    /// it on, e.g. claimed its execution): nothing was written.
+    #[error("run {id} is {status}, not {expected}")]
+    RunMoved {
+        /// The run.
+        id: Uuid,
+        /// Where it is.
+        status: RunStatus,
+        /// Where the caller expected it.
+        expected: RunStatus,
+    },
 }
 
 /// Result of a store call.
@@ -145,4 +160,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Walks the whole trail and the recorded head.
     async fn verify_audit(&self) -> StoreResult<AuditReport>;
+
+    /// Stores a new workflow run.
+    async fn create_run(&self, run: Run) -> StoreResult<Run>;
+
+    /// Writes `run` (its new status and fields) and `record` in one
+    /// transaction, as a compare-and-set: only if the stored run is still in
+    /// `from`; otherwise [`StoreError::RunMoved`] and nothing is written.
+    /// Moving `awaiting_approval` to `executing` this way is the claim to
+    /// execute: of two claimants exactly one wins.
+    async fn advance_run(
+        &self,
+        run: Run,
+        from: RunStatus,
+        record: Option<StageRecord>,
+    ) -> StoreResult<Run>;
+
+    /// Reads one run.
+    async fn get_run(&self, id: Uuid) -> StoreResult<Option<Run>>;
+
+    /// The stage records of a run, in the order they were written.
+    async fn run_stages(&self, id: Uuid) -> StoreResult<Vec<StageRecord>>;
+
+    /// Runs that are not over, oldest first (to resume after a restart).
+    async fn unfinished_runs(&self) -> StoreResult<Vec<Run>>;
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chrono::Duration;
 use serde_json::json;
 use signoff_core::{
-    Actor, AuditEvent, Digest, ExpiresIn, ManualClock, Reason, RequestDraft, Status, Title,
-    TransitionError, Verdict,
+    Actor, AuditEvent, Digest, ExpiresIn, ManualClock, Reason, RequestDraft, Run, RunStatus, Stage,
+    StageRecord, Status, Title, TransitionError, Verdict,
 };
 use uuid::Uuid;
 
@@ -109,6 +109,84 @@ pub async fn approve_with_edits(store: Arc<dyn Store>) {
     );
     let report = store.verify_audit().await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
+}
+
+/// Runs are stored, moved on only from where the caller saw them, and of
+/// many racing claims to execute exactly one wins.
+pub async fn runs(store: Arc<dyn Store>) {
+    // Stored times have microsecond precision.
+    let now =
+        chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap();
+    let run = Run::start(
+        Uuid::now_v7(),
+        "policy-update".into(),
+        json!({"policy": "x"}),
+        now,
+    );
+    let id = run.id;
+    store.create_run(run.clone()).await.unwrap();
+    assert_eq!(store.get_run(id).await.unwrap(), Some(run.clone()));
+    assert_eq!(store.unfinished_runs().await.unwrap().len(), 1);
+
+    let mut drafted = run.clone();
+    drafted.status = RunStatus::AwaitingApproval;
+    drafted.draft = Some(json!({"title": "t"}));
+    let record = StageRecord {
+        run_id: id,
+        attempt: 1,
+        stage: Stage::Draft,
+        ok: true,
+        at: now,
+        detail: json!({"title": "t"}),
+    };
+    store
+        .advance_run(drafted.clone(), RunStatus::Drafting, Some(record.clone()))
+        .await
+        .unwrap();
+    // From a stale status nothing is written.
+    let stale = store
+        .advance_run(drafted.clone(), RunStatus::Drafting, Some(record.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        stale,
+        StoreError::RunMoved {
+            status: RunStatus::AwaitingApproval,
+            ..
+        }
+    ));
+    assert_eq!(store.run_stages(id).await.unwrap(), vec![record]);
+
+    let mut claims = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let mut executing = drafted.clone();
+        executing.status = RunStatus::Executing;
+        claims.push(tokio::spawn(async move {
+            store
+                .advance_run(executing, RunStatus::AwaitingApproval, None)
+                .await
+        }));
+    }
+    let mut won = 0;
+    for claim in claims {
+        match claim.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::RunMoved { .. }) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let mut done = store.get_run(id).await.unwrap().unwrap();
+    done.status = RunStatus::Succeeded;
+    done.result = Some(json!({"applied": true}));
+    store
+        .advance_run(done.clone(), RunStatus::Executing, None)
+        .await
+        .unwrap();
+    assert!(store.unfinished_runs().await.unwrap().is_empty());
+    assert_eq!(store.get_run(id).await.unwrap(), Some(done));
+    assert!(matches!(store.get_run(Uuid::now_v7()).await, Ok(None)));
 }
 
 /// Lists are newest first, filtered by status, and page without overlap.

@@ -5,6 +5,8 @@
 //! them) use this crate, so the two cannot drift apart.
 
 pub mod guide;
+pub mod runs;
 pub mod v1;
 
+pub use runs::*;
 pub use v1::*;

@@ -29,7 +29,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_api::{
     ApproveBody, AuditPage, AuditParams, CancelBody, ErrorBody, Health, ListParams, NewRequest,
-    RejectBody, RequestPage, RequestView, VerifyReport, WaitParams,
+    RejectBody, RequestPage, RequestView, RunStatusView, RunView, RunWaitParams, StartRun,
+    VerifyReport, WaitParams,
 };
 use uuid::Uuid;
 
@@ -247,6 +248,45 @@ impl Client {
         let path = "/v1/audit/verify";
         self.send(self.call(Method::GET, path), Method::GET, path)
             .await
+    }
+
+    /// `POST /v1/workflows/{name}/runs`: starts a run of a configured
+    /// workflow on `input`.
+    pub async fn start_run(
+        &self,
+        workflow: &str,
+        input: &StartRun,
+    ) -> Result<RunView, ClientError> {
+        let path = format!("/v1/workflows/{workflow}/runs");
+        let call = self.call(Method::POST, &path).json(input);
+        self.send(call, Method::POST, &path).await
+    }
+
+    /// `GET /v1/runs/{id}`: a run and its stages.
+    pub async fn get_run(&self, id: Uuid) -> Result<RunView, ClientError> {
+        let path = format!("/v1/runs/{id}");
+        self.send(self.call(Method::GET, &path), Method::GET, &path)
+            .await
+    }
+
+    /// `GET /v1/runs/{id}/wait`: answers once the run has left `status`, or
+    /// after `timeout_secs` (at most [`MAX_WAIT_SECS`]).
+    pub async fn wait_run(
+        &self,
+        id: Uuid,
+        status: Option<RunStatusView>,
+        timeout_secs: u64,
+    ) -> Result<RunView, ClientError> {
+        let path = format!("/v1/runs/{id}/wait");
+        let params = RunWaitParams {
+            status,
+            timeout: Some(timeout_secs),
+        };
+        let call = self
+            .call(Method::GET, &path)
+            .query(&params)
+            .timeout(Duration::from_secs(timeout_secs).saturating_add(WAIT_GRACE));
+        self.send(call, Method::GET, &path).await
     }
 
     /// `GET /healthz`.

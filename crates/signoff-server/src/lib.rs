@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod gate;
 pub mod hub;
 pub mod openapi;
 pub mod routes;
@@ -18,6 +19,7 @@ pub mod sweeper;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,11 +32,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use signoff_core::{Clock, SystemClock};
 use signoff_sqlite::{Durability, SqliteOptions, SqliteStore};
 use signoff_store::Store;
+use signoff_workflow::engine::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::AppError;
 pub use crate::service::Service;
+
+/// How long a shutdown waits for executions in flight to record their result.
+const EXECUTION_GRACE: Duration = Duration::from_secs(30);
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -49,6 +55,14 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The longest a long poll is held before it answers "still pending".
     pub long_poll: LongPoll,
+    /// The workflow engine, when a configuration was loaded.
+    pub workflows: Option<Engine>,
+}
+
+impl FromRef<AppState> for Option<Engine> {
+    fn from_ref(state: &AppState) -> Self {
+        state.workflows.clone()
+    }
 }
 
 /// The cap on long polls (`--max-wait`): a client may ask for up to
@@ -86,11 +100,13 @@ pub struct ServeConfig {
     pub durability: Durability,
     /// The cap on long polls.
     pub long_poll: LongPoll,
+    /// The workflow configuration (`signoff.yaml`), if any.
+    pub config: Option<PathBuf>,
 }
 
 /// The application: every route, the body limit, JSON 404s.
 pub fn router(state: AppState) -> Router {
-    use routes::{guide, meta, v1};
+    use routes::{guide, meta, runs, v1};
     Router::new()
         .route("/v1/requests", post(v1::create).get(v1::list))
         .route("/v1/requests/{id}", get(v1::get))
@@ -100,6 +116,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/wait", get(v1::wait))
         .route("/v1/audit", get(v1::audit))
         .route("/v1/audit/verify", get(v1::verify))
+        .route("/v1/workflows/{name}/runs", post(runs::start))
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/wait", get(runs::wait))
         .route("/approval", post(guide::create))
         .route("/approval/pending", get(guide::pending))
         .route("/approval/{request_id}", get(guide::get))
@@ -143,51 +162,76 @@ pub fn open_store(
     Ok(Arc::new(store))
 }
 
-/// Serves `service` on `listener` until `shutdown` resolves, then lets
+/// Serves `state` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish and stops the sweeper.
 pub async fn run(
     listener: TcpListener,
-    service: Service,
-    metrics: Option<PrometheusHandle>,
-    long_poll: LongPoll,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = tokio::spawn(sweeper::run(service.clone(), stop_rx));
-    let app = router(AppState {
-        service,
-        metrics,
-        long_poll,
-    });
+    let sweeper = tokio::spawn(sweeper::run(state.service.clone(), stop_rx));
+    let workflows = state.workflows.clone();
+    let closing = (state.service.clone(), workflows.clone());
+    let shutdown = async move {
+        shutdown.await;
+        // Long polls answer now, so connections drain; runs stop claiming.
+        closing.0.close();
+        if let Some(engine) = &closing.1 {
+            engine.begin_shutdown();
+        }
+    };
+    let app = router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("server failed");
+    if let Some(engine) = workflows {
+        engine.shut_down(EXECUTION_GRACE).await;
+    }
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     served
 }
 
-/// `signoff serve`: open the database, bind, announce, serve until a signal.
+/// `signoff serve`: open the database, load the workflows, bind, announce,
+/// resume unfinished runs, serve until a signal.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config.database, config.durability, clock.clone())?;
-    let service = Service::new(store, clock);
+    let service = Service::new(store.clone(), clock.clone());
+    let workflows = match &config.config {
+        Some(path) => {
+            // A bad file is refused before anything starts, with every problem.
+            let file = signoff_workflow::config::Config::load(path)?;
+            let workflows = signoff_workflow::connectors::build(&file, path)?;
+            let gate: Arc<dyn signoff_workflow::engine::Gate> = Arc::new(service.clone());
+            Some(Engine::new(store, gate, clock, workflows))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("no local address")?;
     tracing::info!(%addr, database = %config.database, "signoff serving");
+    if let Some(engine) = &workflows {
+        let resumed = engine.resume().await.context("cannot resume runs")?;
+        tracing::info!(
+            workflows = engine.workflows().collect::<Vec<_>>().join(", "),
+            resumed,
+            "workflows loaded"
+        );
+    }
     // Tests and scripts read this line to learn the port when asked for :0.
     println!("signoff listening on http://{addr}");
-    run(
-        listener,
+    let state = AppState {
         service,
-        install_metrics(),
-        config.long_poll,
-        shutdown_signal(),
-    )
-    .await
+        metrics: install_metrics(),
+        long_poll: config.long_poll,
+        workflows,
+    };
+    run(listener, state, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT or SIGTERM.

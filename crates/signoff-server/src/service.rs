@@ -34,6 +34,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     hub: Hub,
     sweeper: Arc<SweeperSignal>,
+    /// Set when the server begins to shut down: long polls answer at once.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 /// How the service and the sweeper talk: the sweeper publishes when it next
@@ -55,7 +57,19 @@ impl Service {
                 next_wake: AtomicI64::new(i64::MAX),
                 nudge: watch::channel(()).0,
             }),
+            closing: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Begins shutdown: every long poll answers now with what it has, so
+    /// the server's connections can drain.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
@@ -188,13 +202,12 @@ impl Service {
         }
         // A pending request's own expiry also ends the wait: the sweeper
         // expires it and notifies, so there is no need to watch the clock here.
-        if tokio::time::timeout(timeout, subscription.changed())
-            .await
-            .is_err()
-        {
-            return Ok(request);
+        let mut closing = self.closing.subscribe();
+        tokio::select! {
+            () = subscription.changed() => self.get(id).await,
+            () = tokio::time::sleep(timeout) => Ok(request),
+            () = closed(&mut closing) => Ok(request),
         }
-        self.get(id).await
     }
 }
 
@@ -224,4 +237,10 @@ pub enum ServiceError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Resolves once `closing` says true (or its sender is gone).
+async fn closed(closing: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it here.
+    let _ = closing.wait_for(|closing| *closing).await.map(|_| ());
 }

@@ -14,6 +14,8 @@
 
 pub mod agent;
 pub mod config;
+pub mod connectors;
+pub mod engine;
 pub mod executor;
 
 use std::time::Duration;

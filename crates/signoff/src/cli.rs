@@ -18,7 +18,8 @@ Exit codes:
   3  `wait`: rejected
   4  `wait`: expired
   5  `wait`: cancelled
-  6  `wait`: still pending when --timeout ran out; `review`: no answer in time";
+  6  `wait`: still pending when --timeout ran out; `review`: no answer in time
+`run` ends like `wait`: 0 executed, 1 failed (agent, validation, executor), 3 rejected, 4 expired, 5 cancelled.";
 
 /// Signoff: a human-in-the-loop approval gate for AI agents.
 ///
@@ -77,6 +78,32 @@ pub enum Command {
     /// Check the workflow configuration file (signoff.yaml).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Start a workflow run and follow it stage by stage until it is over.
+    Run(RunArgs),
+    /// Inspect workflow runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+/// `signoff run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow's name in the server's configuration.
+    pub workflow: String,
+    /// The task for the draft agent, a JSON object: inline, `@FILE`, or `-`
+    /// for stdin (a bare path also works).
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub input: String,
+    /// Print the run and return at once instead of following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `signoff runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Show a run and the result of each stage.
+    Show(IdArg),
 }
 
 /// `signoff config ...`.
@@ -121,6 +148,11 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub max_wait: String,
+
+    /// Workflow configuration (agents, executors, workflows); a bad file is
+    /// refused at start with every problem and its line.
+    #[arg(long, env = "SIGNOFF_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `--durability`.

@@ -599,3 +599,27 @@ async fn approve_with_edits_binds_the_edited_action() {
     let (_, report) = server.get("/v1/audit/verify").await;
     assert_eq!(report["ok"], true, "{report}");
 }
+
+#[tokio::test]
+async fn shutdown_answers_long_polls_instead_of_waiting_for_them() {
+    let mut server = TestServer::start().await;
+    let id = server.create("waiting through a shutdown").await;
+    let http = server.http().clone();
+    let url = format!("{}/v1/requests/{id}/wait?timeout=300", server.url);
+    let waiter = tokio::spawn(async move { http.get(url).send().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let answer = waiter.await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["status"], "pending");
+}

@@ -2,4 +2,5 @@
 
 pub mod guide;
 pub mod meta;
+pub mod runs;
 pub mod v1;

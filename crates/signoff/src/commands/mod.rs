@@ -6,6 +6,7 @@ mod audit;
 mod config;
 mod requests;
 mod review;
+mod runs;
 mod serve;
 
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use signoff_client::Client;
 
-use crate::cli::{Cli, Command, ConfigCommand, RequestCommand, ReviewerArg};
+use crate::cli::{Cli, Command, ConfigCommand, RequestCommand, ReviewerArg, RunsCommand};
 
 /// What a command ends with; each is a documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Review(args) => review::run(&client, args).await,
         Command::Audit(command) => audit::run(&client, command, json).await,
         Command::Config(ConfigCommand::Check(args)) => config::check(&args, json),
+        Command::Run(args) => runs::run(&client, args, json).await,
+        Command::Runs(RunsCommand::Show(args)) => runs::show(&client, args.id, json).await,
     }
 }
 

@@ -64,7 +64,7 @@ pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Re
 
 /// Reads a JSON object flag (`--action`, `--edit`): inline JSON, `@FILE`, or
 /// `-` for stdin.
-fn read_object(flag: &str, arg: &str) -> anyhow::Result<Map<String, Value>> {
+pub(super) fn read_object(flag: &str, arg: &str) -> anyhow::Result<Map<String, Value>> {
     let (text, source) = if arg == "-" {
         let mut text = String::new();
         std::io::stdin()

@@ -33,6 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
             DurabilityArg::Normal => Durability::Normal,
         },
         long_poll: LongPoll(max_wait),
+        config: args.config,
     };
     signoff_server::serve(config).await?;
     Ok(Outcome::Success)

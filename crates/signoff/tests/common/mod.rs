@@ -47,6 +47,11 @@ impl TestServer {
         Self::launch(database, &[]).await
     }
 
+    /// A server over the database at `database`, with extra `serve` flags.
+    pub async fn start_on_with(database: &Path, args: &[&str]) -> Self {
+        Self::launch(database, args).await
+    }
+
     async fn launch(database: &Path, args: &[&str]) -> Self {
         let database = database.to_path_buf();
         let db = database.clone();

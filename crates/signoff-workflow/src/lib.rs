@@ -17,6 +17,8 @@ pub mod config;
 pub mod connectors;
 pub mod engine;
 pub mod executor;
+mod http;
+pub mod process;
 
 use std::time::Duration;
 

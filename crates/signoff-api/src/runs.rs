@@ -166,8 +166,11 @@ impl RunView {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunWaitParams {
-    /// Answer once the run is no longer in this status (absent: at once).
+    /// Answer once the run is no longer in this status.
     pub status: Option<RunStatusView>,
+    /// Answer once the run changed after this time (its `updated_at` as last
+    /// seen). With neither `status` nor `since`, the answer is immediate.
+    pub since: Option<DateTime<Utc>>,
     /// Seconds to wait, 0 to 300 (default 30).
     #[param(minimum = 0, maximum = 300)]
     pub timeout: Option<u64>,

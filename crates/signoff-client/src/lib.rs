@@ -29,8 +29,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_api::{
     ApproveBody, AuditPage, AuditParams, CancelBody, ErrorBody, Health, ListParams, NewRequest,
-    RejectBody, RequestPage, RequestView, RunStatusView, RunView, RunWaitParams, StartRun,
-    VerifyReport, WaitParams,
+    RejectBody, RequestPage, RequestView, RunView, RunWaitParams, StartRun, VerifyReport,
+    WaitParams,
 };
 use uuid::Uuid;
 
@@ -269,17 +269,17 @@ impl Client {
             .await
     }
 
-    /// `GET /v1/runs/{id}/wait`: answers once the run has left `status`, or
-    /// after `timeout_secs` (at most [`MAX_WAIT_SECS`]).
+    /// `GET /v1/runs/{id}/wait`: answers once `seen` (the run as last read)
+    /// is out of date, or after `timeout_secs` (at most [`MAX_WAIT_SECS`]).
     pub async fn wait_run(
         &self,
-        id: Uuid,
-        status: Option<RunStatusView>,
+        seen: &RunView,
         timeout_secs: u64,
     ) -> Result<RunView, ClientError> {
-        let path = format!("/v1/runs/{id}/wait");
+        let path = format!("/v1/runs/{}/wait", seen.id);
         let params = RunWaitParams {
-            status,
+            status: Some(seen.status),
+            since: Some(seen.updated_at),
             timeout: Some(timeout_secs),
         };
         let call = self

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use signoff_core::{Clock, ExpiresIn, Request, Run, RunStatus, Stage, StageRecord, Status};
 use signoff_store::{Store, StoreError};
@@ -246,19 +247,23 @@ impl Engine {
         Ok(Some((run, stages)))
     }
 
-    /// Waits until the run is no longer in `status` (or `timeout` passes),
-    /// then returns it: a long poll for progress displays.
+    /// Waits until the run is no longer as the caller last saw it (in
+    /// `status`, last changed at `since`), or `timeout` passes, then returns
+    /// it: a long poll for progress displays. With neither, answers at once.
     pub async fn wait(
         &self,
         id: Uuid,
         status: Option<RunStatus>,
+        since: Option<DateTime<Utc>>,
         timeout: Duration,
     ) -> Result<Option<Run>, StoreError> {
         let mut changes = self.subscribe(id);
         let Some(run) = self.inner.store.get_run(id).await? else {
             return Ok(None);
         };
-        if run.status.is_final() || status.is_none_or(|s| s != run.status) {
+        let moved_on =
+            status.is_some_and(|s| s != run.status) || since.is_some_and(|at| run.updated_at > at);
+        if run.status.is_final() || moved_on || (status.is_none() && since.is_none()) {
             return Ok(Some(run));
         }
         let mut closing = self.inner.closing.subscribe();

@@ -215,7 +215,12 @@ impl Harness {
                 run.error
             );
             self.engine
-                .wait(id, Some(run.status), Duration::from_millis(500))
+                .wait(
+                    id,
+                    Some(run.status),
+                    Some(run.updated_at),
+                    Duration::from_millis(500),
+                )
                 .await
                 .unwrap();
         }

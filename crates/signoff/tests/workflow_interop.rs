@@ -325,3 +325,55 @@ async fn a_run_waiting_when_the_server_is_killed_resumes_and_executes_once() {
     let (_, all) = server.get("/v1/requests").await;
     assert_eq!(all["requests"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signoff_run_follows_the_stages_live() {
+    let Some(venv) = require_venv() else { return };
+    let world = world(&venv);
+    let server = world.server().await;
+    let task = world.dir.path().join("task.json");
+    std::fs::write(&task, TASK).unwrap();
+    let mut run = tokio::process::Command::new(common::binary())
+        .args(["run", "policy-update", "--input"])
+        .arg(&task)
+        .env("SIGNOFF_URL", &server.url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Approve the request the run opens, from "another terminal".
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let request = loop {
+        let (_, page) = server.get("/v1/requests?status=pending").await;
+        if let Some(id) = page["requests"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no request opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    server
+        .post(
+            &format!("/v1/requests/{request}/approve"),
+            json!({"reviewer": "alice"}),
+        )
+        .await;
+    let mut stdout = String::new();
+    tokio::io::AsyncReadExt::read_to_string(run.stdout.as_mut().unwrap(), &mut stdout)
+        .await
+        .unwrap();
+    let status = run.wait().await.unwrap();
+    assert!(status.success(), "{status:?}\n{stdout}");
+    for expected in [
+        "drafted: Update Expense Approval Policy",
+        "valid (score 92",
+        &format!("waiting for approval of request {request}"),
+        "approved by alice",
+        "executed:",
+        "Done: succeeded",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert_eq!(world.applied().len(), 1);
+}

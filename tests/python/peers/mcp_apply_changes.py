@@ -11,11 +11,13 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-server = MCPServer("apply-changes")
+server = MCPServer("apply-changes", log_level="WARNING")
 
 
 @server.tool()
@@ -35,10 +37,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def announce_when_up(port: int) -> None:
+    """Prints the URL once the port accepts connections (run() blocks)."""
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.05)
+    print(f"listening on http://127.0.0.1:{port}/mcp", flush=True)
+
+
 if __name__ == "__main__":
     if "--http" in sys.argv:
         port = free_port()
-        print(f"listening on http://127.0.0.1:{port}/mcp", flush=True)
+        threading.Thread(target=announce_when_up, args=(port,), daemon=True).start()
         server.run("streamable-http", host="127.0.0.1", port=port)
     else:
         server.run()

@@ -86,8 +86,8 @@ pub async fn get(
     Ok(axum::Json(RunView::new(run, stages)))
 }
 
-/// Long poll: answers once the run has left `status` (or at once without
-/// it), or when the timeout ends.
+/// Long poll: answers once the run has left `status` or changed after
+/// `since` (or at once without either), or when the timeout ends.
 #[utoipa::path(
     get, path = "/v1/runs/{id}/wait", tag = "workflows",
     params(("id" = uuid::Uuid, Path, description = "Run id"), RunWaitParams),
@@ -114,7 +114,7 @@ pub async fn wait(
     let engine = engine(&workflows)?;
     let timeout = Duration::from_secs(timeout).min(cap);
     engine
-        .wait(id, params.status.map(Into::into), timeout)
+        .wait(id, params.status.map(Into::into), params.since, timeout)
         .await?
         .ok_or_else(|| not_found(id))?;
     let (run, stages) = engine.get(id).await?.ok_or_else(|| not_found(id))?;

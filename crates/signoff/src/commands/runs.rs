@@ -46,9 +46,7 @@ pub async fn run(client: &Client, args: RunArgs, json: bool) -> anyhow::Result<O
         if is_final(run.status) {
             break;
         }
-        run = client
-            .wait_run(run.id, Some(run.status), MAX_WAIT_SECS)
-            .await?;
+        run = client.wait_run(&run, MAX_WAIT_SECS).await?;
     }
     if json {
         output::json(&run)?;

@@ -521,3 +521,29 @@ fn config_check_names_every_problem_with_its_line() {
         "{text}"
     );
 }
+
+#[test]
+fn serve_refuses_a_bad_configuration_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("signoff.yaml");
+    std::fs::write(
+        &bad,
+        "workflows:\n  w:\n    draft_agent: ghost\n    executor: nothing\n",
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.path().join("db.sqlite"))
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1);
+    let text = stderr(&output);
+    assert!(text.contains("signoff.yaml:3:"), "{text}");
+    assert!(
+        text.contains("draft_agent 'ghost' is not declared"),
+        "{text}"
+    );
+    assert!(!stdout(&output).contains("listening"), "it must not start");
+}

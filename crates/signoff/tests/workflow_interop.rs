@@ -113,6 +113,11 @@ workflows:
     max_retries: 1
     expires_in: 1h
     labels: {{ team: finance }}
+  quick:
+    draft_agent: drafter
+    validator_agent: validator
+    executor: apply
+    expires_in: 2s
 "#,
         drafter = drafter.url,
         validator = validator.url,
@@ -376,4 +381,23 @@ async fn signoff_run_follows_the_stages_live() {
         );
     }
     assert_eq!(world.applied().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_approval_ends_the_run() {
+    let Some(venv) = require_venv() else { return };
+    let world = world(&venv);
+    let server = world.server().await;
+    let input: Value = serde_json::from_str(TASK).unwrap();
+    let (status, run) = server
+        .post("/v1/workflows/quick/runs", json!({"input": input}))
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap();
+    // Nobody decides; the sweeper expires the request, and the run ends.
+    let run = until(&server, id, |run| run["status"] == "expired").await;
+    let request = run["request_id"].as_str().unwrap();
+    let (_, request) = server.get(&format!("/v1/requests/{request}")).await;
+    assert_eq!(request["status"], "expired");
+    assert!(world.applied().is_empty());
 }

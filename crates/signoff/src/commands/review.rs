@@ -277,15 +277,15 @@ fn draw(request: &RequestView, index: usize, total: usize) -> anyhow::Result<()>
     writeln!(out, "{bar}")?;
     for (i, line) in request.description.lines().enumerate() {
         let label = if i == 0 { "Description:" } else { "" };
-        writeln!(out, "{bar} {label:<13}{line}")?;
+        writeln!(out, "{bar} {label:<14}{line}")?;
     }
-    writeln!(out, "{bar} {:<13}{}", "Requested by:", request.requester)?;
+    writeln!(out, "{bar} {:<14}{}", "Requested by:", request.requester)?;
     let now = Utc::now();
     let left = output::relative(request.expires_at, now);
     let style = if request.expires_at <= now { BAD } else { GOOD };
     writeln!(
         out,
-        "{bar} {:<13}{} ({style}{left}{style:#})",
+        "{bar} {:<14}{} ({style}{left}{style:#})",
         "Expires:",
         output::time(request.expires_at)
     )?;

@@ -116,21 +116,28 @@ impl ClientError {
 /// The error and its causes on one line; reqwest's own message alone
 /// ("error sending request") hides the useful part (the refused connection).
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        error.to_string()
-    };
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    // The root cause ("Connection refused (os error 111)") is what a person
+    // can act on; the layers between repeat each other.
+    let mut root = None;
     let mut cause = error.source();
     while let Some(inner) = cause {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
+        root = Some(inner.to_string());
         cause = inner.source();
     }
-    text
+    let what = if error.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        // reqwest's own words without the URL, which the endpoint names.
+        let text = error.to_string();
+        text.split(" for url (").next().unwrap_or(&text).to_owned()
+    };
+    match root {
+        Some(root) if !what.contains(&root) => format!("{what}: {root}"),
+        _ => what,
+    }
 }
 
 /// A handle on one Signoff server. Cheap to clone: clones share the

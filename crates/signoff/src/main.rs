@@ -29,8 +29,17 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(outcome) => outcome.into(),
         Err(error) => {
+            // A client error already names its cause; others get their chain.
+            let message = if error
+                .downcast_ref::<signoff_client::ClientError>()
+                .is_some()
+            {
+                error.to_string()
+            } else {
+                format!("{error:#}")
+            };
             anstream::eprintln!(
-                "{}error:{} {error:#}",
+                "{}error:{} {message}",
                 output::ERROR,
                 output::ERROR.render_reset()
             );

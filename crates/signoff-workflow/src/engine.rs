@@ -616,9 +616,18 @@ impl Engine {
                 "the run has no approval request".into(),
             );
         };
+        // The request is decided (the claim came from its approval): read it
+        // straight from the store, which also works while shutting down.
         let request = loop {
-            match self.inner.gate.decided(request_id).await {
-                Ok(request) => break request,
+            match self.inner.store.get(request_id).await {
+                Ok(Some(request)) => break request,
+                Ok(None) => {
+                    return self.failed(
+                        run,
+                        Stage::Execute,
+                        format!("approval request {request_id} is gone"),
+                    );
+                }
                 Err(error) => {
                     tracing::warn!(run = %run.id, %error, "cannot read the approval; retrying");
                     tokio::time::sleep(RETRY_DELAY).await;

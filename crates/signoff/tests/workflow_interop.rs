@@ -401,3 +401,41 @@ async fn an_expired_approval_ends_the_run() {
     assert_eq!(request["status"], "expired");
     assert!(world.applied().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_run_waiting_stops_at_once_and_the_run_resumes() {
+    let Some(venv) = require_venv() else { return };
+    let world = world(&venv);
+    let mut server = world.server().await;
+    let id = start_run(&server, TASK).await;
+    let request = awaiting(&server, &id, 1).await;
+    // A follower long-polls the run while the server stops.
+    let http = server.http().clone();
+    let follow = format!(
+        "{}/v1/runs/{id}/wait?status=awaiting_approval&timeout=300",
+        server.url
+    );
+    let follower = tokio::spawn(async move { http.get(follow).send().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(follower.await.unwrap().unwrap().status(), 200);
+
+    let server = world.server().await;
+    server
+        .post(
+            &format!("/v1/requests/{request}/approve"),
+            json!({"reviewer": "alice"}),
+        )
+        .await;
+    until(&server, &id, |run| run["status"] == "succeeded").await;
+    assert_eq!(world.applied().len(), 1);
+}

@@ -115,7 +115,15 @@ impl Digest {
 
     /// The digest as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // Every write encodes two digests: a table lookup, not hex's
+        // char-by-char iterator.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for byte in self.0 {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        }
+        out
     }
 }
 
@@ -498,6 +506,13 @@ mod tests {
         };
         let bytes = String::from_utf8(content_bytes(42, &plain, &prev)).unwrap();
         assert!(!bytes.contains("original_action"), "{bytes}");
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_round_trips() {
+        let digest = Digest::sha256(b"signoff");
+        assert_eq!(digest.to_hex(), hex::encode(digest.0));
+        assert_eq!(Digest::from_hex(&digest.to_hex()), Some(digest));
     }
 
     #[test]

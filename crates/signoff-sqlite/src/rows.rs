@@ -96,7 +96,9 @@ pub(crate) fn load_request(conn: &Connection, id: Uuid) -> Result<Option<Request
 
 /// Inserts a new request.
 pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(), StoreError> {
-    let action = Value::Object(request.proposed_action.clone()).to_string();
+    // Serialised in place: no copy of the action first.
+    let action = serde_json::to_string(&request.proposed_action)
+        .map_err(|e| corrupt("proposed_action", e))?;
     let labels = serde_json::to_string(&request.labels).map_err(|e| corrupt("labels", e))?;
     let decision = request.decision.as_ref();
     conn.prepare_cached(&format!(
@@ -128,7 +130,7 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
 fn edited_action(decision: Option<&Decision>) -> Option<String> {
     decision
         .and_then(|d| d.edited_action.as_ref())
-        .map(|edit| Value::Object(edit.clone()).to_string())
+        .and_then(|edit| serde_json::to_string(edit).ok())
 }
 
 /// Records a transition of a pending request: the compare-and-set that makes

@@ -264,6 +264,8 @@ impl Engine {
         let moved_on =
             status.is_some_and(|s| s != run.status) || since.is_some_and(|at| run.updated_at > at);
         if run.status.is_final() || moved_on || (status.is_none() && since.is_none()) {
+            drop(changes);
+            self.forget(id);
             return Ok(Some(run));
         }
         let mut closing = self.inner.closing.subscribe();
@@ -272,6 +274,8 @@ impl Engine {
             () = tokio::time::sleep(timeout) => {}
             () = closed(&mut closing) => {}
         }
+        drop(changes);
+        self.forget(id);
         self.inner.store.get_run(id).await
     }
 
@@ -283,6 +287,17 @@ impl Engine {
                 .subscribe(),
             // A poisoned map only loses wake-ups: the wait ends on its timeout.
             Err(_) => watch::channel(()).1,
+        }
+    }
+
+    /// Drops the run's channel once nobody waits on it.
+    fn forget(&self, id: Uuid) {
+        if let Ok(mut watchers) = self.inner.watchers.lock()
+            && watchers
+                .get(&id)
+                .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            watchers.remove(&id);
         }
     }
 
@@ -481,7 +496,8 @@ impl Engine {
         let decided = loop {
             match self.inner.gate.decided(request_id).await {
                 Ok(request) if request.status.is_final() => break request,
-                Ok(_) => {}
+                // Not what a gate answers; do not spin on it.
+                Ok(_) => tokio::time::sleep(RETRY_DELAY).await,
                 Err(_) if self.is_closing() => return Next::Stop,
                 Err(error) => {
                     tracing::warn!(run = %run.id, %error, "cannot read the approval; retrying");

@@ -368,6 +368,7 @@ async fn signoff_run_follows_the_stages_live() {
     let status = run.wait().await.unwrap();
     assert!(status.success(), "{status:?}\n{stdout}");
     for expected in [
+        "attempt 1 drafting",
         "drafted: Update Expense Approval Policy",
         "valid (score 92",
         &format!("waiting for approval of request {request}"),

@@ -38,9 +38,11 @@ pub async fn run(client: &Client, args: RunArgs, json: bool) -> anyhow::Result<O
     }
     let mut shown = 0;
     let mut announced_request = None;
+    let mut announced_step = None;
     loop {
         if !json {
             shown = print_new_stages(&run, shown)?;
+            announce_step(&run, &mut announced_step);
             announce(&run, &mut announced_request)?;
         }
         if is_final(run.status) {
@@ -160,6 +162,25 @@ fn summary(stage: &StageView) -> String {
         (_, false) => text("error").unwrap_or_else(|| detail.to_string()),
         _ => detail.to_string(),
     }
+}
+
+/// Says, once per step, what the run is doing now (drafting, validating,
+/// executing), so a slow agent or tool shows where the time goes.
+fn announce_step(run: &RunView, announced: &mut Option<(RunStatusView, u32)>) {
+    let doing = match run.status {
+        RunStatusView::Drafting => "drafting",
+        RunStatusView::Validating => "validating",
+        RunStatusView::Executing => "executing the approved action",
+        _ => return,
+    };
+    if *announced == Some((run.status, run.attempt)) {
+        return;
+    }
+    *announced = Some((run.status, run.attempt));
+    anstream::println!(
+        "  {WAITING}…{WAITING:#} {DIM}attempt {}{DIM:#} {doing}",
+        run.attempt
+    );
 }
 
 /// Says, once per request, where the run waits and how to decide it.

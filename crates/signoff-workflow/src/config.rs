@@ -99,7 +99,8 @@ pub enum ExecutorConfig {
     Mcp {
         /// Program and arguments of a stdio server.
         command: Option<Vec<String>>,
-        /// Environment for the child (it gets no other).
+        /// Environment for the child: besides these it gets only HOME,
+        /// LOGNAME, PATH, SHELL, TERM and USER from the server.
         #[serde(default)]
         env: BTreeMap<String, String>,
         /// URL of a streamable HTTP server.

@@ -147,6 +147,7 @@ pub struct Client {
     http: reqwest::Client,
     base_url: String,
     timeout: Duration,
+    token: Option<String>,
 }
 
 impl Client {
@@ -164,7 +165,19 @@ impl Client {
             http,
             base_url,
             timeout: DEFAULT_TIMEOUT,
+            token: None,
         }
+    }
+
+    /// Whether calls carry a token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The same client, sending `token` as `Authorization: Bearer`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// The same client with another per-call timeout (long polls add their
@@ -313,9 +326,14 @@ impl Client {
     }
 
     fn call(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
+        let call = self
+            .http
             .request(method, format!("{}{path}", self.base_url))
-            .timeout(self.timeout)
+            .timeout(self.timeout);
+        match &self.token {
+            Some(token) => call.bearer_auth(token),
+            None => call,
+        }
     }
 
     /// Sends `call` and reads its answer: `T` on success, the server's error

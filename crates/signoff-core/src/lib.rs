@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod identity;
 pub mod input;
 pub mod request;
 pub mod run;
@@ -17,6 +18,7 @@ pub use audit::{
     action_hash, canonical_json, format_time,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use identity::{Identity, Role, TokenRecord, TokenRefusal, parse_token};
 pub use input::{Actor, ExpiresIn, Reason, Title, ValidationError};
 pub use request::{
     ActionBindingError, Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict,

@@ -146,6 +146,9 @@ pub struct Run {
     pub workflow: String,
     /// The task the run was started with.
     pub input: Value,
+    /// Who started it (a token's identity); the requester of its approval
+    /// requests, who therefore cannot approve them.
+    pub started_by: Option<String>,
     /// Where it is.
     pub status: RunStatus,
     /// The current attempt, from 1; a rejection with retries left starts the
@@ -172,6 +175,7 @@ impl Run {
             id,
             workflow,
             input,
+            started_by: None,
             status: RunStatus::Drafting,
             attempt: 1,
             draft: None,

@@ -8,6 +8,7 @@
 //! Architecture invariant: generic over `Arc<dyn Store>`; no SQL here, and
 //! handlers only parse, call the service, and shape answers.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod gate;
@@ -36,6 +37,7 @@ use signoff_workflow::engine::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use crate::auth::{Auth, AuthMode};
 use crate::error::AppError;
 pub use crate::service::Service;
 
@@ -57,6 +59,14 @@ pub struct AppState {
     pub long_poll: LongPoll,
     /// The workflow engine, when a configuration was loaded.
     pub workflows: Option<Engine>,
+    /// Whether callers need tokens, and where the tokens are.
+    pub auth: Auth,
+}
+
+impl FromRef<AppState> for Auth {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
 }
 
 impl FromRef<AppState> for Option<Engine> {
@@ -102,6 +112,33 @@ pub struct ServeConfig {
     pub long_poll: LongPoll,
     /// The workflow configuration (`signoff.yaml`), if any.
     pub config: Option<PathBuf>,
+    /// Whether callers need tokens.
+    pub auth: AuthSetting,
+}
+
+/// `--auth`: whether API calls need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthSetting {
+    /// On, unless the server listens on loopback only (single-user mode).
+    Auto,
+    /// Always.
+    On,
+    /// Never: refused unless listening on loopback.
+    Off,
+}
+
+impl AuthSetting {
+    /// What this setting means for a server listening on `listen`.
+    pub fn resolve(self, listen: SocketAddr) -> anyhow::Result<AuthMode> {
+        let loopback = listen.ip().is_loopback();
+        match (self, loopback) {
+            (AuthSetting::On, _) | (AuthSetting::Auto, false) => Ok(AuthMode::On),
+            (AuthSetting::Off | AuthSetting::Auto, true) => Ok(AuthMode::Off),
+            (AuthSetting::Off, false) => anyhow::bail!(
+                "--auth off is refused on {listen}: beyond loopback anyone could approve; create tokens with `signoff token create`"
+            ),
+        }
+    }
 }
 
 /// The application: every route, the body limit, JSON 404s.
@@ -199,6 +236,12 @@ pub async fn run(
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config.database, config.durability, clock.clone())?;
+    let auth_mode = config.auth.resolve(config.listen)?;
+    let auth = Auth {
+        mode: auth_mode,
+        store: store.clone(),
+        clock: clock.clone(),
+    };
     let service = Service::new(store.clone(), clock.clone());
     let workflows = match &config.config {
         Some(path) => {
@@ -215,6 +258,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("no local address")?;
     tracing::info!(%addr, database = %config.database, "signoff serving");
+    match auth_mode {
+        AuthMode::On => tracing::info!("auth on: every API call needs a token"),
+        AuthMode::Off => tracing::warn!(
+            "auth off: single-user mode on loopback, every caller is trusted and names come from request bodies; start with --auth on to require tokens"
+        ),
+    }
     if let Some(engine) = &workflows {
         let resumed = engine.resume().await.context("cannot resume runs")?;
         tracing::info!(
@@ -230,6 +279,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         metrics: install_metrics(),
         long_poll: config.long_poll,
         workflows,
+        auth,
     };
     run(listener, state, shutdown_signal()).await
 }

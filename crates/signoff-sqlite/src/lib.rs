@@ -11,6 +11,7 @@ mod readers;
 mod rows;
 mod runs;
 mod schema;
+mod tokens;
 mod writer;
 
 use std::path::PathBuf;
@@ -19,7 +20,8 @@ use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use signoff_core::{
-    Clock, Request, RequestDraft, Run, RunStatus, StageRecord, Status, Verdict, Verifier,
+    Clock, Request, RequestDraft, Run, RunStatus, StageRecord, Status, TokenRecord, Verdict,
+    Verifier,
 };
 use signoff_store::{
     AuditQuery, AuditReport, Created, IdempotencyKey, ListQuery, Page, Store, StoreError,
@@ -178,6 +180,12 @@ impl Store for SqliteStore {
                 if query.before.is_some() {
                     sql.push_str(" AND id < ?3");
                 }
+                if query.requester.is_some() {
+                    sql.push_str(" AND requester = ?5");
+                } else {
+                    // Still names ?5, so five parameters always bind.
+                    sql.push_str(" AND ?5 IS NULL");
+                }
                 sql.push_str(" ORDER BY id DESC LIMIT ?4");
                 let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
                 let params = (
@@ -185,8 +193,9 @@ impl Store for SqliteStore {
                     now,
                     query.before.map(|id| id.to_string()),
                     query.limit,
+                    query.requester.as_deref(),
                 );
-                // Numbered parameters: ?4 is always present, so all four
+                // Numbered parameters: ?4 is always present, so all five
                 // are bound and the SQL uses the ones it names.
                 let mut rows = stmt.query(params).map_err(unavailable)?;
                 let mut requests = Vec::with_capacity(query.limit as usize);
@@ -315,6 +324,29 @@ impl Store for SqliteStore {
 
     async fn unfinished_runs(&self) -> StoreResult<Vec<Run>> {
         self.readers.run(runs::load_unfinished).await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<TokenRecord> {
+        match self.write(Op::CreateToken { token }).await? {
+            Done::Token(Some(token)) => Ok(token),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let id = id.to_owned();
+        self.readers.run(move |conn| tokens::load(conn, &id)).await
+    }
+
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.readers.run(tokens::load_all).await
+    }
+
+    async fn revoke_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        match self.write(Op::RevokeToken { id: id.to_owned() }).await? {
+            Done::Token(token) => Ok(token),
+            _ => Err(mismatch()),
+        }
     }
 }
 

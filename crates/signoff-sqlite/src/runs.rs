@@ -12,7 +12,7 @@ use crate::unavailable;
 
 /// The columns of `runs`, in the order [`run_from_row`] reads them.
 pub(crate) const RUN_COLUMNS: &str = "id, workflow, input, status, attempt, draft, request_id, \
-     result, error, created_at, updated_at";
+     result, error, created_at, updated_at, started_by";
 
 fn json_text(value: &Value) -> String {
     value.to_string()
@@ -25,7 +25,7 @@ fn parse_json(what: &str, text: &str) -> StoreResult<Value> {
 /// Inserts a new run.
 pub(crate) fn insert_run(conn: &Connection, run: &Run) -> StoreResult<()> {
     conn.prepare_cached(&format!(
-        "INSERT INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -40,6 +40,7 @@ pub(crate) fn insert_run(conn: &Connection, run: &Run) -> StoreResult<()> {
             run.error,
             micros(run.created_at),
             micros(run.updated_at),
+            run.started_by,
         ])
     })
     .map_err(unavailable)?;
@@ -179,5 +180,6 @@ fn run_from_row(row: &Row<'_>) -> StoreResult<Run> {
         error: row.get(8).map_err(get_err)?,
         created_at: from_micros("run created_at", row.get(9).map_err(get_err)?)?,
         updated_at: from_micros("run updated_at", row.get(10).map_err(get_err)?)?,
+        started_by: row.get(11).map_err(get_err)?,
     })
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior};
 use signoff_core::{
-    Chain, Clock, Decided, Request, RequestDraft, Run, RunStatus, StageRecord, Verdict,
+    Chain, Clock, Decided, Request, RequestDraft, Run, RunStatus, StageRecord, TokenRecord, Verdict,
 };
 use signoff_store::{Created, IdempotencyKey, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +31,7 @@ use crate::rows::{
     REQUEST_COLUMNS, insert_entry, insert_request, load_request, micros, request_from_row,
     update_decided, write_head,
 };
-use crate::{runs, unavailable};
+use crate::{runs, tokens, unavailable};
 
 /// Most commands in one transaction: bounds the latency of the first caller
 /// in a batch.
@@ -59,6 +59,12 @@ pub(crate) enum Op {
         from: RunStatus,
         record: Option<StageRecord>,
     },
+    CreateToken {
+        token: TokenRecord,
+    },
+    RevokeToken {
+        id: String,
+    },
 }
 
 /// What a command did, by kind of [`Op`].
@@ -67,6 +73,7 @@ pub(crate) enum Done {
     Decided(Request),
     Expired(Vec<Request>),
     Run(Run),
+    Token(Option<TokenRecord>),
 }
 
 /// An [`Op`] and where to send its result once it is durable.
@@ -196,6 +203,10 @@ fn apply(
             Applied::clean(runs::insert_run(conn, &run).map(|()| Done::Run(run)))
         }
         Op::AdvanceRun { run, from, record } => advance_run(conn, run, from, record),
+        Op::CreateToken { token } => {
+            Applied::clean(tokens::insert(conn, &token).map(|()| Done::Token(Some(token))))
+        }
+        Op::RevokeToken { id } => Applied::clean(tokens::revoke(conn, &id, now).map(Done::Token)),
     }
 }
 

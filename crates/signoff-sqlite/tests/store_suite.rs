@@ -34,6 +34,18 @@ async fn runs() {
 }
 
 #[tokio::test]
+async fn list_by_requester() {
+    let (store, _clock, _dir) = open();
+    suite::list_by_requester(store).await;
+}
+
+#[tokio::test]
+async fn tokens() {
+    let (store, _clock, _dir) = open();
+    suite::tokens(store).await;
+}
+
+#[tokio::test]
 async fn list_pages() {
     let (store, _clock, _dir) = open();
     suite::list_pages(store).await;

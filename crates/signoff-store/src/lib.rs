@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use signoff_core::{
     AuditEntry, Chain, ChainBreak, Digest, Request, RequestDraft, Run, RunStatus, StageRecord,
-    Status, TransitionError, Verdict,
+    Status, TokenRecord, TransitionError, Verdict,
 };
 use uuid::Uuid;
 
@@ -78,7 +78,7 @@ pub struct Created {
 }
 
 /// Which requests to list, newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
     /// Only this status; `pending` also leaves out requests already overdue.
     pub status: Option<Status>,
@@ -86,6 +86,8 @@ pub struct ListQuery {
     pub limit: u32,
     /// Only requests older than this one (the cursor of the previous page).
     pub before: Option<Uuid>,
+    /// Only requests of this requester (what an agent may see).
+    pub requester: Option<String>,
 }
 
 /// One page of requests.
@@ -184,4 +186,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs that are not over, oldest first (to resume after a restart).
     async fn unfinished_runs(&self) -> StoreResult<Vec<Run>>;
+
+    /// Stores a new API token (its secret only as a hash).
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<TokenRecord>;
+
+    /// One token by its public id.
+    async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Every token, oldest first.
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+
+    /// Revokes a token (a second revoke changes nothing); `None` when there
+    /// is no such token.
+    async fn revoke_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
 }

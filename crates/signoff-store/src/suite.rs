@@ -189,6 +189,54 @@ pub async fn runs(store: Arc<dyn Store>) {
     assert!(matches!(store.get_run(Uuid::now_v7()).await, Ok(None)));
 }
 
+/// Listing by requester shows only that requester's requests.
+pub async fn list_by_requester(store: Arc<dyn Store>) {
+    let mut mine = draft("mine", 60);
+    mine.requester = Actor::parse("requester", "agent-a").unwrap();
+    let mut theirs = draft("theirs", 60);
+    theirs.requester = Actor::parse("requester", "agent-b").unwrap();
+    store.create(Uuid::now_v7(), mine, None).await.unwrap();
+    store.create(Uuid::now_v7(), theirs, None).await.unwrap();
+    let page = store
+        .list(ListQuery {
+            status: None,
+            limit: 10,
+            before: None,
+            requester: Some("agent-a".into()),
+        })
+        .await
+        .unwrap();
+    let titles: Vec<&str> = page.requests.iter().map(|r| r.title.as_str()).collect();
+    assert_eq!(titles, ["mine"]);
+}
+
+/// Tokens are stored without their secret, found by id, listed, and revoked
+/// once.
+pub async fn tokens(store: Arc<dyn Store>) {
+    let now =
+        chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap();
+    let (record, token) = signoff_core::TokenRecord::issue(
+        "alice".into(),
+        signoff_core::Role::Reviewer,
+        vec!["finance".into()],
+        &[9; 38],
+        now,
+        None,
+    );
+    store.create_token(record.clone()).await.unwrap();
+    let stored = store.token(&record.id).await.unwrap().unwrap();
+    assert_eq!(stored, record);
+    let (_, secret) = signoff_core::parse_token(&token).unwrap();
+    assert_eq!(stored.verify(secret, now).unwrap().name, "alice");
+    assert_eq!(store.tokens().await.unwrap(), vec![record.clone()]);
+    let revoked = store.revoke_token(&record.id).await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let again = store.revoke_token(&record.id).await.unwrap().unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at);
+    assert!(store.revoke_token("000000000000").await.unwrap().is_none());
+    assert!(store.token("000000000000").await.unwrap().is_none());
+}
+
 /// Lists are newest first, filtered by status, and page without overlap.
 pub async fn list_pages(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
@@ -209,6 +257,7 @@ pub async fn list_pages(store: Arc<dyn Store>) {
                 status: Some(Status::Pending),
                 limit: 4,
                 before,
+                requester: None,
             })
             .await
             .unwrap();

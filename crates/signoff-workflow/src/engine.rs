@@ -159,19 +159,25 @@ impl Engine {
 
     /// Starts a run of `workflow` on `input` and drives it in the
     /// background; returns it as stored (drafting).
-    pub async fn start(&self, workflow: &str, input: Value) -> Result<Run, EngineError> {
+    pub async fn start(
+        &self,
+        workflow: &str,
+        input: Value,
+        started_by: Option<String>,
+    ) -> Result<Run, EngineError> {
         if !self.inner.workflows.contains_key(workflow) {
             return Err(EngineError::UnknownWorkflow(workflow.to_owned()));
         }
         if !input.is_object() {
             return Err(EngineError::InputNotObject);
         }
-        let run = Run::start(
+        let mut run = Run::start(
             Uuid::now_v7(),
             workflow.to_owned(),
             input,
             self.inner.clock.now(),
         );
+        run.started_by = started_by;
         let run = self.inner.store.create_run(run).await?;
         tracing::info!(run = %run.id, workflow, "run started");
         self.spawn(run.clone());
@@ -559,7 +565,12 @@ impl Engine {
             title,
             description,
             proposed_action: draft,
-            requester: format!("workflow:{}", workflow.name),
+            // The person who started the run is its requests' requester,
+            // so they cannot approve them.
+            requester: run
+                .started_by
+                .clone()
+                .unwrap_or_else(|| format!("workflow:{}", workflow.name)),
             labels,
             expires_in: workflow.expires_in,
         };

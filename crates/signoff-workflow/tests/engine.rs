@@ -276,7 +276,7 @@ async fn an_approved_draft_is_executed_once() {
     );
     let run = h
         .engine
-        .start("policy-update", json!({"policy_name": "expenses"}))
+        .start("policy-update", json!({"policy_name": "expenses"}), None)
         .await
         .unwrap();
     let request_id = h.request_of(run.id, 1).await;
@@ -334,7 +334,7 @@ async fn a_rejection_goes_back_to_the_drafter() {
     );
     let run = h
         .engine
-        .start("policy-update", json!({"policy_name": "expenses"}))
+        .start("policy-update", json!({"policy_name": "expenses"}), None)
         .await
         .unwrap();
     let first = h.request_of(run.id, 1).await;
@@ -362,7 +362,11 @@ async fn the_last_rejection_ends_the_run() {
         Recorder::default(),
         0,
     );
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let request = h.request_of(run.id, 1).await;
     h.decide(request, reject("no")).await;
     let over = h.until(run.id, RunStatus::Rejected).await;
@@ -380,7 +384,11 @@ async fn a_failed_validation_opens_no_request() {
         Recorder::default(),
         2,
     );
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let over = h.until(run.id, RunStatus::ValidationFailed).await;
     assert!(over.error.unwrap().contains("too low"));
     assert_eq!(h.store.count(Status::Pending).await.unwrap(), 0);
@@ -393,7 +401,11 @@ async fn a_failed_validation_opens_no_request() {
         Recorder::default(),
         0,
     );
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let over = h.until(run.id, RunStatus::ValidationFailed).await;
     assert!(over.error.unwrap().contains("below the minimum 70"));
 }
@@ -407,7 +419,11 @@ async fn failures_are_states() {
         Recorder::default(),
         0,
     );
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let over = h.until(run.id, RunStatus::Failed).await;
     assert!(
         over.error.clone().unwrap().contains("draft agent"),
@@ -416,7 +432,11 @@ async fn failures_are_states() {
 
     // A draft that is not an object.
     let h = harness(vec![Ok(json!([1, 2]))], vec![], Recorder::default(), 0);
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let over = h.until(run.id, RunStatus::Failed).await;
     assert!(over.error.unwrap().contains("not a JSON object"));
 
@@ -430,7 +450,11 @@ async fn failures_are_states() {
         },
         0,
     );
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let request = h.request_of(run.id, 1).await;
     h.decide(request, approve(None)).await;
     let over = h.until(run.id, RunStatus::Failed).await;
@@ -448,7 +472,11 @@ async fn an_edited_approval_executes_the_edit() {
         Recorder::default(),
         0,
     );
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let request = h.request_of(run.id, 1).await;
     let edit = draft("Raise", 4000).as_object().unwrap().clone();
     h.decide(request, approve(Some(edit.clone()))).await;
@@ -465,7 +493,11 @@ async fn a_cancelled_request_ends_the_run() {
         Recorder::default(),
         3,
     );
-    let run = h.engine.start("policy-update", json!({})).await.unwrap();
+    let run = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let request = h.request_of(run.id, 1).await;
     let cancelled = h
         .store
@@ -500,7 +532,11 @@ async fn after_a_restart_a_waiting_run_resumes_and_a_claimed_one_is_not_repeated
         Recorder::default(),
         0,
     );
-    let waiting = h.engine.start("policy-update", json!({})).await.unwrap();
+    let waiting = h
+        .engine
+        .start("policy-update", json!({}), None)
+        .await
+        .unwrap();
     let request = h.request_of(waiting.id, 1).await;
     let now = SystemClock.now();
     let mut claimed = Run::start(Uuid::now_v7(), "policy-update".into(), json!({}), now);
@@ -525,6 +561,7 @@ async fn after_a_restart_a_waiting_run_resumes_and_a_claimed_one_is_not_repeated
             status: None,
             limit: 10,
             before: None,
+            requester: None,
         })
         .await
         .unwrap();

@@ -38,6 +38,11 @@ pub struct Cli {
     )]
     pub server: String,
 
+    /// API token (else SIGNOFF_TOKEN, else the file
+    /// ~/.config/signoff/token).
+    #[arg(long, global = true, env = "SIGNOFF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// Print JSON instead of text (one document; `audit export` is always
     /// JSON lines).
     #[arg(long, global = true)]
@@ -83,6 +88,68 @@ pub enum Command {
     /// Inspect workflow runs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Create, list and revoke API tokens (directly in the database).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `signoff token ...`: works on the database file itself, so the first
+/// admin token can be made before anyone can call the API.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: only its hash is stored).
+    Create(TokenCreateArgs),
+    /// List tokens (never their secrets).
+    List(DatabaseArg),
+    /// Revoke a token by its id (the part after `so_`, before the next `_`).
+    Revoke(TokenRevokeArgs),
+}
+
+/// The database the token commands work on.
+#[derive(Debug, Args)]
+pub struct DatabaseArg {
+    /// The server's database: a SQLite file path or `sqlite:` URL.
+    #[arg(long, env = "SIGNOFF_DATABASE_URL", default_value = "signoff.db")]
+    pub database: String,
+}
+
+/// `signoff token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The identity's name: recorded as reviewer or requester.
+    #[arg(long)]
+    pub name: String,
+    /// agent, reviewer or admin.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// A group it belongs to; repeat for several.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Lifetime ("90d", "12h"); default: until revoked.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+}
+
+/// `signoff token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id.
+    pub id: String,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+}
+
+/// A role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Creates requests, starts runs, reads its own.
+    Agent,
+    /// Reads everything, decides.
+    Reviewer,
+    /// Everything.
+    Admin,
 }
 
 /// `signoff run`.
@@ -153,6 +220,22 @@ pub struct ServeArgs {
     /// refused at start with every problem and its line.
     #[arg(long, env = "SIGNOFF_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Whether API calls need a token: `auto` (on unless listening on
+    /// loopback only), `on`, or `off` (loopback only).
+    #[arg(long, env = "SIGNOFF_AUTH", value_enum, default_value_t = AuthArg::Auto)]
+    pub auth: AuthArg,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// On unless listening on loopback only.
+    Auto,
+    /// Always require a token.
+    On,
+    /// Never (refused beyond loopback).
+    Off,
 }
 
 /// `--durability`.

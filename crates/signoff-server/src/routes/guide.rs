@@ -11,12 +11,14 @@ use signoff_api::guide::{
     GuideRequest, GuideSummary,
 };
 use signoff_api::{ApproveBody, ExpiresIn, NewRequest, RejectBody};
-use signoff_core::{Request, Status};
+use signoff_core::{Request, Role, Status};
 use signoff_store::{ListQuery, StoreError};
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::error::{AppError, close_if_body_unread};
 use crate::extract::Json;
+use crate::routes::v1::deciding;
 use crate::service::{Service, ServiceError};
 
 /// Most requests listed by `GET /approval/pending`.
@@ -84,16 +86,19 @@ fn view(r: Request) -> GuideRequest {
 )]
 pub async fn pending(
     State(service): State<Service>,
+    caller: Result<Caller, AppError>,
 ) -> Result<axum::Json<GuidePending>, GuideFailure> {
+    let caller = caller?;
     let page = service
         .list(ListQuery {
             status: Some(Status::Pending),
             limit: PENDING_LIMIT,
             before: None,
+            requester: caller.list_filter(),
         })
         .await
         .map_err(AppError::from)?;
-    let pending_count = if page.next.is_some() {
+    let pending_count = if page.next.is_some() && caller.list_filter().is_none() {
         service
             .store()
             .count(Status::Pending)
@@ -132,14 +137,17 @@ pub async fn pending(
 )]
 pub async fn create(
     State(service): State<Service>,
+    caller: Result<Caller, AppError>,
     json: Result<Json<GuideCreate>, AppError>,
 ) -> Result<(StatusCode, axum::Json<GuideRequest>), GuideFailure> {
+    let caller = caller?;
+    caller.require(&[Role::Agent, Role::Admin], "propose actions")?;
     let b = body(json)?;
     let new = NewRequest {
         title: b.title,
         description: b.description,
         proposed_action: b.proposed_action,
-        requester: None,
+        requester: caller.identity().map(|i| i.name.clone()),
         labels: Default::default(),
         expires_in: Some(ExpiresIn::Seconds(
             u64::from(b.expires_in_hours.unwrap_or(24)) * 3600,
@@ -161,11 +169,17 @@ pub async fn create(
 )]
 pub async fn get(
     State(service): State<Service>,
+    caller: Result<Caller, AppError>,
     Path(request_id): Path<String>,
 ) -> Result<axum::Json<GuideRequest>, GuideFailure> {
+    let caller = caller?;
     let id = parse_id(&request_id, StatusCode::NOT_FOUND)?;
     match service.get(id).await {
-        Ok(request) => Ok(axum::Json(view(request))),
+        Ok(request) if caller.can_see(&request) => Ok(axum::Json(view(request))),
+        Ok(_) => Err(GuideFailure(
+            StatusCode::NOT_FOUND,
+            "Request not found".into(),
+        )),
         Err(ServiceError::Store(StoreError::NotFound(_))) => Err(GuideFailure(
             StatusCode::NOT_FOUND,
             "Request not found".into(),
@@ -189,9 +203,11 @@ pub async fn get(
 )]
 pub async fn approve(
     State(service): State<Service>,
+    caller: Result<Caller, AppError>,
     Path(request_id): Path<String>,
     json: Result<Json<GuideApprove>, AppError>,
 ) -> Result<axum::Json<GuideApproved>, GuideFailure> {
+    let caller = caller?;
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
         GuideFailure(
@@ -199,7 +215,7 @@ pub async fn approve(
             format!("Request {request_id} not found"),
         )
     })?;
-    let reviewer = b.reviewer.unwrap_or_else(|| "unknown".into());
+    let reviewer = guide_reviewer(&service, &caller, id, b.reviewer).await?;
     let request = service
         .approve(
             id,
@@ -237,9 +253,11 @@ pub async fn approve(
 )]
 pub async fn reject(
     State(service): State<Service>,
+    caller: Result<Caller, AppError>,
     Path(request_id): Path<String>,
     json: Result<Json<GuideReject>, AppError>,
 ) -> Result<axum::Json<GuideRejected>, GuideFailure> {
+    let caller = caller?;
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
         GuideFailure(
@@ -247,7 +265,7 @@ pub async fn reject(
             format!("Request {request_id} not found"),
         )
     })?;
-    let reviewer = b.reviewer.unwrap_or_else(|| "unknown".into());
+    let reviewer = guide_reviewer(&service, &caller, id, b.reviewer).await?;
     let reason = b.reason.unwrap_or_else(|| "No reason provided".into());
     let request = service
         .reject(
@@ -269,4 +287,27 @@ pub async fn reject(
             .map(|d| d.decided_at)
             .unwrap_or(request.created_at),
     }))
+}
+
+/// The reviewer to record: with auth on, the token's identity (checked like
+/// `/v1`: role, matching name, not the requester); else the body's, or
+/// "unknown" as in the guide. An unknown id keeps the guide's 400.
+async fn guide_reviewer(
+    service: &Service,
+    caller: &Caller,
+    id: Uuid,
+    named: Option<String>,
+) -> Result<String, GuideFailure> {
+    if caller.identity().is_none() {
+        return Ok(named.unwrap_or_else(|| "unknown".into()));
+    }
+    let named = named.unwrap_or_default();
+    match deciding(service, caller, id, &named).await {
+        Ok(reviewer) => Ok(reviewer),
+        Err(error) if error.status() == StatusCode::NOT_FOUND => Err(GuideFailure(
+            StatusCode::BAD_REQUEST,
+            format!("Request {id} not found"),
+        )),
+        Err(error) => Err(error.into()),
+    }
 }

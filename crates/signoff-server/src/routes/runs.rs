@@ -6,8 +6,10 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use signoff_api::{ErrorBody, RunView, RunWaitParams, StartRun};
+use signoff_core::Role;
 use signoff_workflow::engine::{Engine, EngineError};
 
+use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::{Json, Query, request_id};
 use crate::service::MAX_WAIT_SECONDS;
@@ -53,11 +55,14 @@ impl From<EngineError> for AppError {
 )]
 pub async fn start(
     State(workflows): State<Workflows>,
+    caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<StartRun>,
 ) -> Result<(StatusCode, axum::Json<RunView>), AppError> {
+    caller.require(&[Role::Agent, Role::Admin], "start runs")?;
+    let started_by = caller.identity().map(|i| i.name.clone());
     let run = engine(&workflows)?
-        .start(&name, serde_json::Value::Object(body.input))
+        .start(&name, serde_json::Value::Object(body.input), started_by)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -78,11 +83,16 @@ pub async fn start(
 )]
 pub async fn get(
     State(workflows): State<Workflows>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<RunView>, AppError> {
     let id = request_id(&id)?;
     let engine = engine(&workflows)?;
-    let (run, stages) = engine.get(id).await?.ok_or_else(|| not_found(id))?;
+    let (run, stages) = engine
+        .get(id)
+        .await?
+        .filter(|(run, _)| caller.can_see_run(run.started_by.as_deref()))
+        .ok_or_else(|| not_found(id))?;
     Ok(axum::Json(RunView::new(run, stages)))
 }
 
@@ -101,10 +111,16 @@ pub async fn get(
 pub async fn wait(
     State(workflows): State<Workflows>,
     State(crate::LongPoll(cap)): State<crate::LongPoll>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<RunWaitParams>,
 ) -> Result<axum::Json<RunView>, AppError> {
     let id = request_id(&id)?;
+    if let Some((run, _)) = engine(&workflows)?.get(id).await?
+        && !caller.can_see_run(run.started_by.as_deref())
+    {
+        return Err(not_found(id));
+    }
     let timeout = params.timeout.unwrap_or(30);
     if timeout > MAX_WAIT_SECONDS {
         return Err(AppError::bad_request(format!(

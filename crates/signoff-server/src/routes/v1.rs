@@ -9,10 +9,11 @@ use signoff_api::{
     ApproveBody, AuditEntryView, AuditPage, AuditParams, CancelBody, ChainBreakView, ErrorBody,
     ListParams, NewRequest, RejectBody, RequestPage, RequestView, VerifyReport, WaitParams,
 };
-use signoff_core::ChainFault;
+use signoff_core::{ChainFault, Role};
 use signoff_store::{AuditQuery, ListQuery};
 
 use crate::LongPoll;
+use crate::auth::{Caller, forbidden};
 use crate::error::AppError;
 use crate::extract::{Json, Query, optional_object, request_id};
 use crate::service::{MAX_WAIT_SECONDS, Service};
@@ -54,9 +55,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
 )]
 pub async fn create(
     State(service): State<Service>,
+    caller: Caller,
     headers: HeaderMap,
-    Json(body): Json<NewRequest>,
+    Json(mut body): Json<NewRequest>,
 ) -> Result<Response, AppError> {
+    caller.require(&[Role::Agent, Role::Admin], "propose actions")?;
+    body.requester = caller.acting_as("requester", body.requester.as_deref())?;
     let key = idempotency_key(&headers)?;
     let created = service.create(body, key).await?;
     let location = format!("/v1/requests/{}", created.request.id);
@@ -88,6 +92,7 @@ pub async fn create(
 )]
 pub async fn list(
     State(service): State<Service>,
+    caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<RequestPage>, AppError> {
     let limit = params.limit.unwrap_or(50);
@@ -108,6 +113,7 @@ pub async fn list(
             status: params.status.map(Into::into),
             limit,
             before,
+            requester: caller.list_filter(),
         })
         .await?;
     Ok(axum::Json(RequestPage {
@@ -129,9 +135,10 @@ pub async fn list(
 )]
 pub async fn get(
     State(service): State<Service>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<RequestView>, AppError> {
-    let request = service.get(request_id(&id)?).await?;
+    let request = visible(&service, &caller, request_id(&id)?).await?;
     Ok(axum::Json(request.into()))
 }
 
@@ -152,10 +159,13 @@ pub async fn get(
 )]
 pub async fn approve(
     State(service): State<Service>,
+    caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<ApproveBody>,
+    Json(mut body): Json<ApproveBody>,
 ) -> Result<axum::Json<RequestView>, AppError> {
-    let request = service.approve(request_id(&id)?, body).await?;
+    let id = request_id(&id)?;
+    body.reviewer = deciding(&service, &caller, id, &body.reviewer).await?;
+    let request = service.approve(id, body).await?;
     Ok(axum::Json(request.into()))
 }
 
@@ -176,10 +186,13 @@ pub async fn approve(
 )]
 pub async fn reject(
     State(service): State<Service>,
+    caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<RejectBody>,
+    Json(mut body): Json<RejectBody>,
 ) -> Result<axum::Json<RequestView>, AppError> {
-    let request = service.reject(request_id(&id)?, body).await?;
+    let id = request_id(&id)?;
+    body.reviewer = deciding(&service, &caller, id, &body.reviewer).await?;
+    let request = service.reject(id, body).await?;
     Ok(axum::Json(request.into()))
 }
 
@@ -200,13 +213,27 @@ pub async fn reject(
 )]
 pub async fn cancel(
     State(service): State<Service>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<axum::Json<RequestView>, AppError> {
     let id = request_id(&id)?;
+    let request = visible(&service, &caller, id).await?;
+    // Its requester withdraws it, or an admin.
+    if let Some(identity) = caller.identity()
+        && identity.role != Role::Admin
+        && identity.name != request.requester
+    {
+        return Err(forbidden(format!(
+            "only the requester or an admin may cancel; '{}' is neither",
+            identity.name
+        )));
+    }
     let body = optional_object::<CancelBody>(&headers, &body)?;
-    let request = service.cancel(id, body.unwrap_or_default()).await?;
+    let mut body = body.unwrap_or_default();
+    body.actor = caller.acting_as("actor", body.actor.as_deref())?;
+    let request = service.cancel(id, body).await?;
     Ok(axum::Json(request.into()))
 }
 
@@ -224,10 +251,12 @@ pub async fn cancel(
 pub async fn wait(
     State(service): State<Service>,
     State(LongPoll(cap)): State<LongPoll>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<WaitParams>,
 ) -> Result<axum::Json<RequestView>, AppError> {
     let id = request_id(&id)?;
+    visible(&service, &caller, id).await?;
     let timeout = params.timeout.unwrap_or(30);
     if timeout > MAX_WAIT_SECONDS {
         return Err(AppError::bad_request(format!(
@@ -252,8 +281,10 @@ pub async fn wait(
 )]
 pub async fn audit(
     State(service): State<Service>,
+    caller: Caller,
     Query(params): Query<AuditParams>,
 ) -> Result<axum::Json<AuditPage>, AppError> {
+    caller.require(&[Role::Reviewer, Role::Admin], "read the audit trail")?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(AppError::bad_request("limit: must be between 1 and 1000"));
@@ -287,7 +318,11 @@ pub async fn audit(
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
-pub async fn verify(State(service): State<Service>) -> Result<axum::Json<VerifyReport>, AppError> {
+pub async fn verify(
+    State(service): State<Service>,
+    caller: Caller,
+) -> Result<axum::Json<VerifyReport>, AppError> {
+    caller.require(&[Role::Reviewer, Role::Admin], "verify the audit trail")?;
     let report = service.store().verify_audit().await?;
     Ok(axum::Json(VerifyReport {
         ok: report.broken.is_none(),
@@ -307,4 +342,34 @@ pub async fn verify(State(service): State<Service>) -> Result<axum::Json<VerifyR
             message: b.to_string(),
         }),
     }))
+}
+
+/// The request, if the caller may see it; an agent asking for someone
+/// else's gets the same 404 as for a request that does not exist.
+pub(crate) async fn visible(
+    service: &Service,
+    caller: &Caller,
+    id: uuid::Uuid,
+) -> Result<signoff_core::Request, AppError> {
+    let request = service.get(id).await?;
+    if caller.can_see(&request) {
+        Ok(request)
+    } else {
+        Err(AppError::from(signoff_store::StoreError::NotFound(id)))
+    }
+}
+
+/// Checks the caller may decide request `id` and returns the reviewer name
+/// to record (the token's, never a different name from the body).
+pub(crate) async fn deciding(
+    service: &Service,
+    caller: &Caller,
+    id: uuid::Uuid,
+    named: &str,
+) -> Result<String, AppError> {
+    let request = visible(service, caller, id).await?;
+    caller.may_decide(&request)?;
+    Ok(caller
+        .acting_as("reviewer", Some(named))?
+        .unwrap_or_else(|| named.to_owned()))
 }

@@ -8,6 +8,7 @@ mod requests;
 mod review;
 mod runs;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,7 +65,7 @@ impl UsageError {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let client = Client::new(cli.server.as_str());
+    let client = Client::new(cli.server.as_str()).with_token(token(cli.token));
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
@@ -83,14 +84,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Config(ConfigCommand::Check(args)) => config::check(&args, json),
         Command::Run(args) => runs::run(&client, args, json).await,
         Command::Runs(RunsCommand::Show(args)) => runs::show(&client, args.id, json).await,
+        Command::Token(command) => token::run(command, json).await,
     }
 }
 
-/// The reviewer's name: `--reviewer`/SIGNOFF_REVIEWER (clap reads both), else
+/// The API token: `--token`/SIGNOFF_TOKEN (clap reads both), else the
+/// credentials file `$XDG_CONFIG_HOME/signoff/token` (or `~/.config/...`).
+fn token(flag: Option<String>) -> Option<String> {
+    flag.filter(|t| !t.trim().is_empty()).or_else(|| {
+        let dir = std::env::var_os("XDG_CONFIG_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config"))
+            })?;
+        let text = std::fs::read_to_string(dir.join("signoff").join("token")).ok()?;
+        Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+    })
+}
+
+/// The reviewer's name: `--reviewer`/SIGNOFF_REVIEWER (clap reads both),
+/// else, with a token, none (the server records the token's identity), else
 /// the OS user.
-fn reviewer_name(arg: &ReviewerArg) -> anyhow::Result<String> {
+fn reviewer_name(arg: &ReviewerArg, client: &Client) -> anyhow::Result<String> {
     if let Some(name) = arg.reviewer.as_deref().filter(|n| !n.trim().is_empty()) {
         return Ok(name.to_owned());
+    }
+    if client.has_token() {
+        return Ok(String::new());
     }
     os_user().ok_or_else(|| {
         UsageError::new("no reviewer name: pass --reviewer NAME or set SIGNOFF_REVIEWER").into()

@@ -192,7 +192,7 @@ pub async fn approve(client: &Client, args: ApproveArgs, json: bool) -> anyhow::
         None => None,
     };
     let body = ApproveBody {
-        reviewer: reviewer_name(&args.reviewer)?,
+        reviewer: reviewer_name(&args.reviewer, client)?,
         comment: args.comment,
         edited_action,
     };
@@ -203,7 +203,7 @@ pub async fn approve(client: &Client, args: ApproveArgs, json: bool) -> anyhow::
 /// `signoff reject`.
 pub async fn reject(client: &Client, args: RejectArgs, json: bool) -> anyhow::Result<Outcome> {
     let body = RejectBody {
-        reviewer: reviewer_name(&args.reviewer)?,
+        reviewer: reviewer_name(&args.reviewer, client)?,
         reason: args.reason,
     };
     let request = client.reject(args.id, &body).await?;

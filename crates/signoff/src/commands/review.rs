@@ -106,7 +106,7 @@ enum Step {
 
 /// Reviews every request pending when it starts, soonest expiry first.
 pub async fn run(client: &Client, args: ReviewArgs) -> anyhow::Result<Outcome> {
-    let reviewer = reviewer_name(&args.reviewer)?;
+    let reviewer = reviewer_name(&args.reviewer, client)?;
     let timeout = match args.timeout.as_deref() {
         Some(text) => Some(parse_duration("--timeout", text)?),
         None => None,
@@ -117,9 +117,14 @@ pub async fn run(client: &Client, args: ReviewArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     anstream::println!(
-        "{} pending request{} to review as {BOLD}{reviewer}{BOLD:#}.",
+        "{} pending request{} to review as {BOLD}{}{BOLD:#}.",
         pending.len(),
-        if pending.len() == 1 { "" } else { "s" }
+        if pending.len() == 1 { "" } else { "s" },
+        if reviewer.is_empty() {
+            "your token's identity"
+        } else {
+            reviewer.as_str()
+        }
     );
     let mut answers = Answers::spawn(timeout);
     let mut tally = Tally::default();

@@ -1,12 +1,12 @@
 //! `signoff serve`: logging, then the server crate does the rest.
 
 use signoff_server::service::MAX_WAIT_SECONDS;
-use signoff_server::{LongPoll, ServeConfig};
+use signoff_server::{AuthSetting, LongPoll, ServeConfig};
 use signoff_sqlite::Durability;
 use tracing_subscriber::EnvFilter;
 
 use super::{Outcome, UsageError, parse_duration};
-use crate::cli::{DurabilityArg, ServeArgs};
+use crate::cli::{AuthArg, DurabilityArg, ServeArgs};
 
 /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
 pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
@@ -34,6 +34,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         },
         long_poll: LongPoll(max_wait),
         config: args.config,
+        auth: match args.auth {
+            AuthArg::Auto => AuthSetting::Auto,
+            AuthArg::On => AuthSetting::On,
+            AuthArg::Off => AuthSetting::Off,
+        },
     };
     signoff_server::serve(config).await?;
     Ok(Outcome::Success)

@@ -88,6 +88,19 @@ impl utoipa::PartialSchema for ExpiresIn {
 
 impl ToSchema for ExpiresIn {}
 
+/// Labels: string values, at most 32 of them.
+fn labels_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            ObjectBuilder::new().schema_type(Type::String).into(),
+        )))
+        .max_properties(Some(32))
+        .description(Some("Free-form tags (at most 32)."))
+        .build()
+}
+
 /// Body of `POST /v1/requests`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -95,18 +108,20 @@ pub struct NewRequest {
     /// 1 to 200 characters, not all white space.
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
-    /// Free text for the reviewer.
+    /// Free text for the reviewer (at most 20000 characters).
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub description: String,
-    /// The change to approve: any JSON object.
+    /// The change to approve: any JSON object (at most 256 KiB as JSON).
     #[schema(value_type = Object)]
     pub proposed_action: Map<String, Value>,
     /// Who asks (defaults to "anonymous").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub requester: Option<String>,
-    /// Free-form tags.
+    /// Free-form tags (at most 32).
     #[serde(default)]
+    #[schema(schema_with = labels_schema)]
     pub labels: BTreeMap<String, String>,
     /// How long it stays open (default 24 h).
     #[serde(default, skip_serializing_if = "Option::is_none")]

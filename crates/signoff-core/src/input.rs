@@ -191,6 +191,50 @@ impl ExpiresIn {
     }
 }
 
+/// The most labels a request may carry.
+pub const MAX_LABELS: usize = 32;
+/// The longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
+/// The largest action (proposed or edited), as compact JSON.
+pub const MAX_ACTION_BYTES: usize = 256 * 1024;
+
+/// Checks the parts of a request that have size limits, naming the field.
+pub fn check_limits(
+    description: &str,
+    labels: usize,
+    action_field: &'static str,
+    action: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ValidationError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ValidationError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    if labels > MAX_LABELS {
+        return Err(ValidationError::new(
+            "labels",
+            format!("at most {MAX_LABELS} labels"),
+        ));
+    }
+    check_action(action_field, action)
+}
+
+/// Checks an action's size.
+pub fn check_action(
+    field: &'static str,
+    action: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ValidationError> {
+    let size = serde_json::to_vec(action).map_or(usize::MAX, |bytes| bytes.len());
+    if size > MAX_ACTION_BYTES {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {MAX_ACTION_BYTES} bytes as JSON (it is {size})"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,20 @@ pub enum AuthMode {
     On,
 }
 
-/// What the extractor needs: the mode, and where tokens are.
+/// Writes (POSTs) per token, kept in memory: a token bucket per identity.
+pub type WriteLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// A limiter allowing `per_second` writes per identity, with bursts of
+/// twice that.
+pub fn write_limiter(per_second: std::num::NonZeroU32) -> Arc<WriteLimiter> {
+    let burst = per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+    Arc::new(governor::RateLimiter::keyed(
+        governor::Quota::per_second(per_second).allow_burst(burst),
+    ))
+}
+
+/// What the extractor needs: the mode, where tokens are, and the limit on
+/// writes.
 #[derive(Clone)]
 pub struct Auth {
     /// Whether tokens are required.
@@ -36,6 +49,8 @@ pub struct Auth {
     pub store: Arc<dyn Store>,
     /// To judge expiry.
     pub clock: Arc<dyn Clock>,
+    /// Writes per identity.
+    pub writes: Arc<WriteLimiter>,
 }
 
 /// The caller of a request.
@@ -88,10 +103,18 @@ where
             .token(id)
             .await?
             .ok_or_else(|| unauthorized("invalid token"))?;
-        record
+        let identity = record
             .verify(secret, auth.clock.now())
-            .map(Caller::Token)
-            .map_err(|refusal| unauthorized(&refusal.to_string()))
+            .map_err(|refusal| unauthorized(&refusal.to_string()))?;
+        if parts.method == axum::http::Method::POST
+            && let Err(not_until) = auth.writes.check_key(&identity.name)
+        {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return Err(AppError::rate_limited(wait.as_secs().max(1)));
+        }
+        Ok(Caller::Token(identity))
     }
 }
 

@@ -18,6 +18,7 @@ pub struct AppError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl AppError {
@@ -32,6 +33,19 @@ impl AppError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A 429: too many writes; try again after `seconds`.
+    pub fn rate_limited(seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many writes for this token; retry in {seconds} s"),
+            )
         }
     }
 
@@ -108,7 +122,13 @@ impl IntoResponse for AppError {
                 message: self.message,
             },
         };
-        close_if_body_unread((self.status, Json(body)).into_response())
+        let mut response = close_if_body_unread((self.status, Json(body)).into_response());
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

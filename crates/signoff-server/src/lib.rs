@@ -114,6 +114,8 @@ pub struct ServeConfig {
     pub config: Option<PathBuf>,
     /// Whether callers need tokens.
     pub auth: AuthSetting,
+    /// Writes (POSTs) allowed per token per second (bursts of twice that).
+    pub write_rate: std::num::NonZeroU32,
 }
 
 /// `--auth`: whether API calls need a token.
@@ -241,6 +243,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         mode: auth_mode,
         store: store.clone(),
         clock: clock.clone(),
+        writes: auth::write_limiter(config.write_rate),
     };
     let service = Service::new(store.clone(), clock.clone());
     let workflows = match &config.config {

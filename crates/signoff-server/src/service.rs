@@ -131,7 +131,13 @@ impl Service {
         let verdict = Verdict::Approve {
             reviewer: Actor::parse("reviewer", &body.reviewer)?,
             comment: body.comment.filter(|c| !c.trim().is_empty()),
-            edited_action: body.edited_action,
+            edited_action: match body.edited_action {
+                Some(edit) => {
+                    signoff_core::input::check_action("edited_action", &edit)?;
+                    Some(edit)
+                }
+                None => None,
+            },
         };
         self.decide(id, verdict).await
     }
@@ -218,6 +224,12 @@ fn draft_of(body: NewRequest) -> Result<RequestDraft, ValidationError> {
         Some(signoff_api::ExpiresIn::Seconds(seconds)) => ExpiresIn::from_seconds(seconds)?,
         Some(signoff_api::ExpiresIn::Text(text)) => ExpiresIn::parse(&text)?,
     };
+    signoff_core::input::check_limits(
+        &body.description,
+        body.labels.len(),
+        "proposed_action",
+        &body.proposed_action,
+    )?;
     Ok(RequestDraft {
         title: Title::parse(&body.title)?,
         description: body.description,

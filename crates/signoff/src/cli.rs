@@ -225,6 +225,11 @@ pub struct ServeArgs {
     /// loopback only), `on`, or `off` (loopback only).
     #[arg(long, env = "SIGNOFF_AUTH", value_enum, default_value_t = AuthArg::Auto)]
     pub auth: AuthArg,
+
+    /// Writes each token may make per second (bursts of twice that); more
+    /// are answered 429 with Retry-After.
+    #[arg(long, env = "SIGNOFF_WRITE_RATE", default_value = "50")]
+    pub write_rate: std::num::NonZeroU32,
 }
 
 /// `--auth`.

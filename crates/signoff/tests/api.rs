@@ -623,3 +623,71 @@ async fn shutdown_answers_long_polls_instead_of_waiting_for_them() {
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["status"], "pending");
 }
+
+#[tokio::test]
+async fn labels_descriptions_and_actions_have_limits() {
+    let server = TestServer::start().await;
+    let labels: serde_json::Map<String, Value> =
+        (0..33).map(|n| (format!("k{n}"), json!("v"))).collect();
+    let (status, body) = server
+        .post(
+            "/v1/requests",
+            json!({"title": "t", "proposed_action": {}, "labels": labels}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("labels"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post(
+            "/v1/requests",
+            json!({"title": "t", "proposed_action": {}, "description": "d".repeat(20_001)}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("description"),
+        "{body}"
+    );
+    let big = json!({"blob": "a".repeat(300 * 1024)});
+    let (status, body) = server
+        .post(
+            "/v1/requests",
+            json!({"title": "t", "proposed_action": big}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("proposed_action"),
+        "{body}"
+    );
+    // The same limit holds for an edit.
+    let id = server.create("edit too big").await;
+    let (status, body) = server
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            json!({"reviewer": "alice", "edited_action": big}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("edited_action"),
+        "{body}"
+    );
+    let (_, request) = server.get(&format!("/v1/requests/{id}")).await;
+    assert_eq!(request["status"], "pending");
+}

@@ -388,3 +388,39 @@ async fn auth_off_is_refused_beyond_loopback() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--auth off is refused"));
 }
+
+#[tokio::test]
+async fn writes_beyond_a_tokens_rate_get_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("signoff.db");
+    let agent = token(&db, "busy-bot", "agent", &[]);
+    let calm = token(&db, "calm-bot", "agent", &[]);
+    let server = TestServer::start_on_with(&db, &["--auth", "on", "--write-rate", "1"]).await;
+    let new = json!({"title": "t", "proposed_action": {}});
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            post(&server, "/v1/requests", Some(&agent), new.clone())
+                .await
+                .0,
+        );
+    }
+    assert!(
+        statuses.iter().filter(|s| **s == 201).count() >= 2,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let response = server
+        .http()
+        .post(format!("{}/v1/requests", server.url))
+        .bearer_auth(&agent)
+        .json(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    // Reads are not limited, and another token has its own budget.
+    assert_eq!(get(&server, "/v1/requests", Some(&agent)).await.0, 200);
+    assert_eq!(post(&server, "/v1/requests", Some(&calm), new).await.0, 201);
+}

@@ -39,6 +39,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
             AuthArg::On => AuthSetting::On,
             AuthArg::Off => AuthSetting::Off,
         },
+        write_rate: args.write_rate,
     };
     signoff_server::serve(config).await?;
     Ok(Outcome::Success)

@@ -336,7 +336,8 @@ pub struct AuditEntryView {
     pub seq: i64,
     /// When (RFC 3339, UTC).
     pub timestamp: DateTime<Utc>,
-    /// created, approved, rejected, expired or cancelled.
+    /// created, approved, rejected, expired, cancelled, or denied (a refused
+    /// attempt to decide it).
     pub event: String,
     /// The request.
     pub request_id: Uuid,

@@ -28,16 +28,20 @@ pub enum AuditEvent {
     Expired,
     /// It was withdrawn.
     Cancelled,
+    /// Someone without the right to decide it tried to (401 or 403): the
+    /// request is unchanged, the attempt is on record.
+    Denied,
 }
 
 impl AuditEvent {
     /// Every event kind.
-    pub const ALL: [AuditEvent; 5] = [
+    pub const ALL: [AuditEvent; 6] = [
         AuditEvent::Created,
         AuditEvent::Approved,
         AuditEvent::Rejected,
         AuditEvent::Expired,
         AuditEvent::Cancelled,
+        AuditEvent::Denied,
     ];
 
     /// The lowercase name used in storage and in /v1.
@@ -48,6 +52,7 @@ impl AuditEvent {
             AuditEvent::Rejected => "rejected",
             AuditEvent::Expired => "expired",
             AuditEvent::Cancelled => "cancelled",
+            AuditEvent::Denied => "denied",
         }
     }
 
@@ -60,6 +65,7 @@ impl AuditEvent {
             AuditEvent::Rejected => "REJECTION",
             AuditEvent::Expired => "EXPIRATION",
             AuditEvent::Cancelled => "CANCELLATION",
+            AuditEvent::Denied => "DENIED",
         }
     }
 

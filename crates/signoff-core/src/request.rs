@@ -377,6 +377,12 @@ impl Request {
         Ok(action)
     }
 
+    /// The record of a refused attempt to decide this request: who (if
+    /// known) and why. The request itself does not change.
+    pub fn denial(&self, at: DateTime<Utc>, actor: Option<String>, reason: String) -> AuditRecord {
+        self.record(AuditEvent::Denied, at, actor, Some(reason), None, None)
+    }
+
     /// Moves an overdue pending request to `expired`.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Result<AuditRecord, TransitionError> {
         if self.status.is_final() {

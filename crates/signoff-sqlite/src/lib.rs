@@ -326,6 +326,18 @@ impl Store for SqliteStore {
         self.readers.run(runs::load_unfinished).await
     }
 
+    async fn record_denial(
+        &self,
+        id: Uuid,
+        actor: Option<String>,
+        reason: String,
+    ) -> StoreResult<()> {
+        match self.write(Op::Deny { id, actor, reason }).await? {
+            Done::Denied => Ok(()),
+            _ => Err(mismatch()),
+        }
+    }
+
     async fn create_token(&self, token: TokenRecord) -> StoreResult<TokenRecord> {
         match self.write(Op::CreateToken { token }).await? {
             Done::Token(Some(token)) => Ok(token),

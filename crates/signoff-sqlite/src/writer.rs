@@ -65,6 +65,11 @@ pub(crate) enum Op {
     RevokeToken {
         id: String,
     },
+    Deny {
+        id: Uuid,
+        actor: Option<String>,
+        reason: String,
+    },
 }
 
 /// What a command did, by kind of [`Op`].
@@ -74,6 +79,7 @@ pub(crate) enum Done {
     Expired(Vec<Request>),
     Run(Run),
     Token(Option<TokenRecord>),
+    Denied,
 }
 
 /// An [`Op`] and where to send its result once it is durable.
@@ -207,6 +213,16 @@ fn apply(
             Applied::clean(tokens::insert(conn, &token).map(|()| Done::Token(Some(token))))
         }
         Op::RevokeToken { id } => Applied::clean(tokens::revoke(conn, &id, now).map(Done::Token)),
+        Op::Deny { id, actor, reason } => match load_request(conn, id) {
+            Ok(Some(request)) => {
+                match append(conn, chain, vec![request.denial(now, actor, reason)]) {
+                    Ok(()) => Applied::clean(Ok(Done::Denied)),
+                    Err(error) => Applied::torn(error),
+                }
+            }
+            Ok(None) => Applied::clean(Ok(Done::Denied)),
+            Err(error) => Applied::clean(Err(error)),
+        },
     }
 }
 

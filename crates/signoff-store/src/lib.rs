@@ -187,6 +187,15 @@ pub trait Store: Send + Sync + 'static {
     /// Runs that are not over, oldest first (to resume after a restart).
     async fn unfinished_runs(&self) -> StoreResult<Vec<Run>>;
 
+    /// Appends a `denied` entry for request `id` (a refused attempt to
+    /// decide it); nothing when there is no such request.
+    async fn record_denial(
+        &self,
+        id: Uuid,
+        actor: Option<String>,
+        reason: String,
+    ) -> StoreResult<()>;
+
     /// Stores a new API token (its secret only as a hash).
     async fn create_token(&self, token: TokenRecord) -> StoreResult<TokenRecord>;
 

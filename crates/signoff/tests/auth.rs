@@ -424,3 +424,67 @@ async fn writes_beyond_a_tokens_rate_get_429() {
     assert_eq!(get(&server, "/v1/requests", Some(&agent)).await.0, 200);
     assert_eq!(post(&server, "/v1/requests", Some(&calm), new).await.0, 201);
 }
+
+#[tokio::test]
+async fn refused_attempts_are_in_the_audit_trail() {
+    let (server, t, _dir) = start().await;
+    let (_, created) = post(
+        &server,
+        "/v1/requests",
+        Some(&t.agent),
+        json!({"title": "guarded", "proposed_action": {}}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let approve = format!("/v1/requests/{id}/approve");
+    assert_eq!(
+        post(&server, &approve, None, json!({"reviewer": "x"}))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post(
+            &server,
+            &approve,
+            Some(&t.agent),
+            json!({"reviewer": "bot"})
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        post(
+            &server,
+            &format!("/approval/{id}/approve"),
+            Some(&t.alice),
+            json!({"reviewer": "eve"})
+        )
+        .await
+        .0,
+        403
+    );
+    let (_, trail) = get(
+        &server,
+        &format!("/v1/audit?request_id={id}"),
+        Some(&t.alice),
+    )
+    .await;
+    let denied: Vec<(&str, &str)> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "denied")
+        .map(|e| (e["actor"].as_str().unwrap(), e["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(denied.len(), 3, "{trail:#}");
+    assert_eq!(denied[0].0, "unauthenticated");
+    assert_eq!(denied[1].0, "bot");
+    assert_eq!(denied[2].0, "alice");
+    assert!(denied[2].1.contains("does not match"), "{denied:?}");
+    let (_, request) = get(&server, &format!("/v1/requests/{id}"), Some(&t.alice)).await;
+    assert_eq!(request["status"], "pending");
+    let (_, report) = get(&server, "/v1/audit/verify", Some(&t.alice)).await;
+    assert_eq!(report["ok"], true);
+}

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::{AppError, close_if_body_unread};
 use crate::extract::Json;
-use crate::routes::v1::deciding;
+use crate::routes::v1::{deciding, denied};
 use crate::service::{Service, ServiceError};
 
 /// Most requests listed by `GET /approval/pending`.
@@ -207,7 +207,6 @@ pub async fn approve(
     Path(request_id): Path<String>,
     json: Result<Json<GuideApprove>, AppError>,
 ) -> Result<axum::Json<GuideApproved>, GuideFailure> {
-    let caller = caller?;
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
         GuideFailure(
@@ -215,6 +214,10 @@ pub async fn approve(
             format!("Request {request_id} not found"),
         )
     })?;
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(error) => return Err(denied(&service, id, None, error).await.into()),
+    };
     let reviewer = guide_reviewer(&service, &caller, id, b.reviewer).await?;
     let request = service
         .approve(
@@ -257,7 +260,6 @@ pub async fn reject(
     Path(request_id): Path<String>,
     json: Result<Json<GuideReject>, AppError>,
 ) -> Result<axum::Json<GuideRejected>, GuideFailure> {
-    let caller = caller?;
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
         GuideFailure(
@@ -265,6 +267,10 @@ pub async fn reject(
             format!("Request {request_id} not found"),
         )
     })?;
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(error) => return Err(denied(&service, id, None, error).await.into()),
+    };
     let reviewer = guide_reviewer(&service, &caller, id, b.reviewer).await?;
     let reason = b.reason.unwrap_or_else(|| "No reason provided".into());
     let request = service
@@ -308,6 +314,6 @@ async fn guide_reviewer(
             StatusCode::BAD_REQUEST,
             format!("Request {id} not found"),
         )),
-        Err(error) => Err(error.into()),
+        Err(error) => Err(denied(service, id, Some(caller), error).await.into()),
     }
 }

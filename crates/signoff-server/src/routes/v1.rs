@@ -159,12 +159,19 @@ pub async fn get(
 )]
 pub async fn approve(
     State(service): State<Service>,
-    caller: Caller,
+    caller: Result<Caller, AppError>,
     Path(id): Path<String>,
     Json(mut body): Json<ApproveBody>,
 ) -> Result<axum::Json<RequestView>, AppError> {
     let id = request_id(&id)?;
-    body.reviewer = deciding(&service, &caller, id, &body.reviewer).await?;
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(error) => return Err(denied(&service, id, None, error).await),
+    };
+    body.reviewer = match deciding(&service, &caller, id, &body.reviewer).await {
+        Ok(reviewer) => reviewer,
+        Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
+    };
     let request = service.approve(id, body).await?;
     Ok(axum::Json(request.into()))
 }
@@ -186,12 +193,19 @@ pub async fn approve(
 )]
 pub async fn reject(
     State(service): State<Service>,
-    caller: Caller,
+    caller: Result<Caller, AppError>,
     Path(id): Path<String>,
     Json(mut body): Json<RejectBody>,
 ) -> Result<axum::Json<RequestView>, AppError> {
     let id = request_id(&id)?;
-    body.reviewer = deciding(&service, &caller, id, &body.reviewer).await?;
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(error) => return Err(denied(&service, id, None, error).await),
+    };
+    body.reviewer = match deciding(&service, &caller, id, &body.reviewer).await {
+        Ok(reviewer) => reviewer,
+        Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
+    };
     let request = service.reject(id, body).await?;
     Ok(axum::Json(request.into()))
 }
@@ -213,22 +227,27 @@ pub async fn reject(
 )]
 pub async fn cancel(
     State(service): State<Service>,
-    caller: Caller,
+    caller: Result<Caller, AppError>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<axum::Json<RequestView>, AppError> {
     let id = request_id(&id)?;
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(error) => return Err(denied(&service, id, None, error).await),
+    };
     let request = visible(&service, &caller, id).await?;
     // Its requester withdraws it, or an admin.
     if let Some(identity) = caller.identity()
         && identity.role != Role::Admin
         && identity.name != request.requester
     {
-        return Err(forbidden(format!(
+        let error = forbidden(format!(
             "only the requester or an admin may cancel; '{}' is neither",
             identity.name
-        )));
+        ));
+        return Err(denied(&service, id, Some(&caller), error).await);
     }
     let body = optional_object::<CancelBody>(&headers, &body)?;
     let mut body = body.unwrap_or_default();
@@ -372,4 +391,30 @@ pub(crate) async fn deciding(
     Ok(caller
         .acting_as("reviewer", Some(named))?
         .unwrap_or_else(|| named.to_owned()))
+}
+
+/// Puts a refused attempt (401 or 403) on request `id` in the audit trail,
+/// then hands the error back.
+pub(crate) async fn denied(
+    service: &Service,
+    id: uuid::Uuid,
+    caller: Option<&Caller>,
+    error: AppError,
+) -> AppError {
+    if matches!(
+        error.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    ) {
+        let actor = caller
+            .and_then(Caller::identity)
+            .map_or_else(|| "unauthenticated".to_owned(), |i| i.name.clone());
+        let recorded = service
+            .store()
+            .record_denial(id, Some(actor), error.message().to_owned())
+            .await;
+        if let Err(failure) = recorded {
+            tracing::warn!(%failure, request = %id, "could not record a denied attempt");
+        }
+    }
+    error
 }

@@ -6,7 +6,9 @@
 
 pub mod guide;
 pub mod runs;
+pub mod tokens;
 pub mod v1;
 
 pub use runs::*;
+pub use tokens::*;
 pub use v1::*;

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{guide, meta, runs, v1};
+use crate::routes::{guide, meta, runs, tokens, v1};
 
 /// Signoff's HTTP API.
 #[derive(OpenApi)]
@@ -15,6 +15,7 @@ use crate::routes::{guide, meta, runs, v1};
         v1::create, v1::list, v1::get, v1::approve, v1::reject, v1::cancel, v1::wait,
         v1::audit, v1::verify,
         runs::start, runs::get, runs::wait,
+        tokens::create, tokens::list, tokens::revoke,
         guide::pending, guide::create, guide::get, guide::approve, guide::reject,
         meta::healthz, meta::metrics, meta::openapi,
     ),
@@ -23,6 +24,7 @@ use crate::routes::{guide, meta, runs, v1};
         (name = "decisions", description = "Approve, reject, cancel"),
         (name = "audit", description = "The tamper-evident audit trail"),
         (name = "workflows", description = "Draft, Validate, Approve, Execute runs"),
+        (name = "tokens", description = "API tokens (admins)"),
         (name = "guide", description = "The routes of the original Flask guide, unchanged for its clients"),
         (name = "meta", description = "Health, metrics, this document"),
     )

@@ -488,3 +488,54 @@ async fn refused_attempts_are_in_the_audit_trail() {
     let (_, report) = get(&server, "/v1/audit/verify", Some(&t.alice)).await;
     assert_eq!(report["ok"], true);
 }
+
+#[tokio::test]
+async fn admins_manage_tokens_over_the_api() {
+    let (server, t, _dir) = start().await;
+    let new =
+        json!({"name": "carol", "role": "reviewer", "groups": ["finance"], "expires_in": "30d"});
+    assert_eq!(
+        post(&server, "/v1/tokens", Some(&t.alice), new.clone())
+            .await
+            .0,
+        403
+    );
+    let (status, created) = post(&server, "/v1/tokens", Some(&t.admin), new).await;
+    assert_eq!(status, 201, "{created}");
+    let carol = created["token"].as_str().unwrap().to_owned();
+    assert!(created["expires_at"].is_string());
+    assert_eq!(get(&server, "/v1/requests", Some(&carol)).await.0, 200);
+    let (_, list) = get(&server, "/v1/tokens", Some(&t.admin)).await;
+    let names: Vec<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"carol"), "{list}");
+    assert!(
+        !list.to_string().contains(&carol),
+        "secrets are never listed"
+    );
+    let id = created["id"].as_str().unwrap();
+    let (status, revoked) = post(
+        &server,
+        &format!("/v1/tokens/{id}/revoke"),
+        Some(&t.admin),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(get(&server, "/v1/requests", Some(&carol)).await.0, 401);
+    assert_eq!(
+        post(
+            &server,
+            "/v1/tokens/000000000000/revoke",
+            Some(&t.admin),
+            json!({})
+        )
+        .await
+        .0,
+        404
+    );
+}

@@ -3,4 +3,5 @@
 pub mod guide;
 pub mod meta;
 pub mod runs;
+pub mod tokens;
 pub mod v1;

@@ -19,7 +19,11 @@ pub const FIRST_PROPOSAL: u64 = 10_000;
 /// The amount a redraft proposes after a rejection.
 pub const AFTER_REJECTION: u64 = 5_000;
 
-/// The drafter's answer to `task`.
+/// The drafter's answer to `task` (`{"policy_name", "requirements",
+/// "previous_rejection"?}`). Deterministic, so a walk-through can show a
+/// rejection and the redraft it causes: the first draft proposes
+/// [`FIRST_PROPOSAL`]; once a reviewer has rejected, [`AFTER_REJECTION`],
+/// with the reviewer's reason quoted in the description.
 pub fn draft(task: &Value) -> Value {
     let policy = task
         .get("policy_name")
@@ -40,6 +44,12 @@ pub fn draft(task: &Value) -> Value {
             ),
         ),
     };
+    let description = match task.get("requirements").and_then(Value::as_str) {
+        Some(requirements) if !requirements.trim().is_empty() => {
+            format!("{description} Requirements: {}", requirements.trim())
+        }
+        _ => description,
+    };
     json!({
         "title": format!("Update {policy}"),
         "description": description,
@@ -52,33 +62,46 @@ pub fn draft(task: &Value) -> Value {
     })
 }
 
-/// The validator's verdict on `task` (`{"draft", "validation_type"}`).
+/// The validator's verdict on `task` (`{"draft", "validation_type"}`):
+/// `{"is_valid", "score", "issues"}`.
+///
+/// A draft is invalid when its changes are missing, when
+/// `max_amount_without_approval` is not a positive number, or when the
+/// approval chain is missing or empty. The score falls as the limit rises
+/// (95 up to 5000, 80 up to 10000, 55 above: under the example's
+/// `min_score: 60`), and by 25 for each issue.
 pub fn validate(task: &Value) -> Value {
     let mut issues = Vec::new();
     let changes = task.pointer("/draft/changes").and_then(Value::as_object);
-    let amount = changes
-        .and_then(|c| c.get("max_amount_without_approval"))
-        .and_then(Value::as_f64);
-    match amount {
-        None => issues.push("changes.max_amount_without_approval is missing".to_owned()),
-        Some(a) if a <= 0.0 => {
-            issues.push("max_amount_without_approval must be positive".to_owned());
+    if changes.is_none() {
+        issues.push("draft.changes is missing or not an object".to_owned());
+    }
+    let amount = changes.and_then(|c| c.get("max_amount_without_approval"));
+    let positive = amount.and_then(Value::as_f64).filter(|a| *a > 0.0);
+    match (amount, positive) {
+        (_, Some(_)) => {}
+        (None, None) => {
+            issues.push("changes.max_amount_without_approval is missing".to_owned());
         }
-        Some(_) => {}
+        (Some(amount), None) => issues.push(format!(
+            "max_amount_without_approval must be a positive number, not {amount}"
+        )),
     }
     let chain = changes
         .and_then(|c| c.get("approval_chain"))
         .and_then(Value::as_array);
-    if chain.is_none_or(|c| c.is_empty()) {
-        issues.push("changes.approval_chain is missing".to_owned());
+    if chain.is_none_or(|c| c.is_empty() || !c.iter().all(Value::is_string)) {
+        issues.push("changes.approval_chain must be a non-empty list of roles".to_owned());
     }
     // Higher limits are riskier: the score falls as the amount rises.
-    let score = match amount {
+    let base: f64 = match positive {
         Some(a) if a <= 5_000.0 => 95.0,
         Some(a) if a <= 10_000.0 => 80.0,
         Some(_) => 55.0,
         None => 0.0,
     };
+    let penalty = 25.0 * issues.len() as f64;
+    let score = (base - penalty).max(0.0);
     json!({"is_valid": issues.is_empty(), "score": score, "issues": issues})
 }
 
@@ -120,5 +143,20 @@ mod tests {
         let verdict = validate(&json!({"draft": {"changes": {}}}));
         assert_eq!(verdict["is_valid"], false);
         assert_eq!(verdict["issues"].as_array().map(Vec::len), Some(2));
+        assert_eq!(verdict["score"], 0.0);
+        let verdict = validate(&json!({"draft": {"title": "no changes"}}));
+        assert_eq!(verdict["is_valid"], false);
+        let too_high = json!({"draft": {"changes": {
+            "max_amount_without_approval": 50_000,
+            "approval_chain": ["manager"],
+        }}});
+        let verdict = validate(&too_high);
+        assert_eq!(verdict["is_valid"], true);
+        assert_eq!(verdict["score"], 55.0);
+        let negative = json!({"draft": {"changes": {
+            "max_amount_without_approval": -5,
+            "approval_chain": ["manager"],
+        }}});
+        assert_eq!(validate(&negative)["is_valid"], false);
     }
 }

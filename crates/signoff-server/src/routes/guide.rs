@@ -81,6 +81,8 @@ fn view(r: Request) -> GuideRequest {
     get, path = "/approval/pending", tag = "guide",
     responses(
         (status = 200, description = "Pending requests", body = GuidePending),
+        (status = 401, description = "Auth is on and no valid token was sent", body = GuideError),
+        (status = 403, description = "The token's role or identity may not do this", body = GuideError),
         (status = 503, description = "Database unavailable", body = GuideError),
     )
 )]
@@ -129,6 +131,9 @@ pub async fn pending(
     request_body = GuideCreate,
     responses(
         (status = 201, description = "Created", body = GuideRequest),
+        (status = 401, description = "Auth is on and no valid token was sent", body = GuideError),
+        (status = 403, description = "The token's role or identity may not do this", body = GuideError),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = GuideError),
         (status = 400, description = "Invalid body", body = GuideError),
         (status = 413, description = "Body over 1 MiB", body = GuideError),
         (status = 415, description = "Not JSON", body = GuideError),
@@ -163,6 +168,8 @@ pub async fn create(
     params(("request_id" = String, Path, description = "Request id")),
     responses(
         (status = 200, description = "The request", body = GuideRequest),
+        (status = 401, description = "Auth is on and no valid token was sent", body = GuideError),
+        (status = 403, description = "The token's role or identity may not do this", body = GuideError),
         (status = 404, description = "Request not found", body = GuideError),
         (status = 503, description = "Database unavailable", body = GuideError),
     )
@@ -195,6 +202,9 @@ pub async fn get(
     request_body = GuideApprove,
     responses(
         (status = 200, description = "Approved", body = GuideApproved),
+        (status = 401, description = "Auth is on and no valid token was sent", body = GuideError),
+        (status = 403, description = "The token's role or identity may not do this", body = GuideError),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = GuideError),
         (status = 400, description = "Not found, expired, already decided or invalid body", body = GuideError),
         (status = 413, description = "Body over 1 MiB", body = GuideError),
         (status = 415, description = "Not JSON", body = GuideError),
@@ -248,6 +258,9 @@ pub async fn approve(
     request_body = GuideReject,
     responses(
         (status = 200, description = "Rejected", body = GuideRejected),
+        (status = 401, description = "Auth is on and no valid token was sent", body = GuideError),
+        (status = 403, description = "The token's role or identity may not do this", body = GuideError),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = GuideError),
         (status = 400, description = "Not found, expired, already decided or invalid body", body = GuideError),
         (status = 413, description = "Body over 1 MiB", body = GuideError),
         (status = 415, description = "Not JSON", body = GuideError),

@@ -46,6 +46,9 @@ impl From<EngineError> for AppError {
     request_body = StartRun,
     responses(
         (status = 201, description = "Started (drafting)", body = RunView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = ErrorBody),
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -76,6 +79,8 @@ pub async fn start(
     params(("id" = uuid::Uuid, Path, description = "Run id")),
     responses(
         (status = 200, description = "The run", body = RunView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -103,6 +108,8 @@ pub async fn get(
     params(("id" = uuid::Uuid, Path, description = "Run id"), RunWaitParams),
     responses(
         (status = 200, description = "The run", body = RunView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),

@@ -46,6 +46,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe create: the same key and body return the same request. 1 to 255 printable ASCII characters; spaces inside are kept, around it dropped (as HTTP does).", pattern = r"^[ \t]*[\x21-\x7E]([\x20-\x7E]{0,253}[\x21-\x7E])?[ \t]*$")),
     responses(
         (status = 201, description = "Created (or replayed for a repeated Idempotency-Key)", body = RequestView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = ErrorBody),
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -86,6 +89,8 @@ pub async fn create(
     params(ListParams),
     responses(
         (status = 200, description = "A page of requests", body = RequestPage),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
         (status = 400, description = "Invalid query", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -128,6 +133,8 @@ pub async fn list(
     params(("id" = uuid::Uuid, Path, description = "Request id")),
     responses(
         (status = 200, description = "The request", body = RequestView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -149,6 +156,9 @@ pub async fn get(
     request_body = ApproveBody,
     responses(
         (status = 200, description = "Approved", body = RequestView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = ErrorBody),
         (status = 400, description = "Invalid id or body", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 409, description = "Already decided (code conflict) or expired (code expired)", body = ErrorBody),
@@ -183,6 +193,9 @@ pub async fn approve(
     request_body = RejectBody,
     responses(
         (status = 200, description = "Rejected", body = RequestView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = ErrorBody),
         (status = 400, description = "Invalid id or body (the reason is required)", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 409, description = "Already decided or expired", body = ErrorBody),
@@ -217,6 +230,9 @@ pub async fn reject(
     request_body(content = Option<CancelBody>, description = "Optional: who cancels and why"),
     responses(
         (status = 200, description = "Cancelled", body = RequestView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
+        (status = 429, description = "Too many writes for this token (Retry-After)", body = ErrorBody),
         (status = 400, description = "Invalid id or body", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 409, description = "Already decided or expired", body = ErrorBody),
@@ -262,6 +278,8 @@ pub async fn cancel(
     params(("id" = uuid::Uuid, Path, description = "Request id"), WaitParams),
     responses(
         (status = 200, description = "The request once it left pending, or still pending when the timeout (capped by the server's --max-wait) ended", body = RequestView),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
         (status = 400, description = "Invalid id or timeout", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -294,6 +312,8 @@ pub async fn wait(
     params(AuditParams),
     responses(
         (status = 200, description = "A page of the trail", body = AuditPage),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
         (status = 400, description = "Invalid query", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -334,6 +354,8 @@ pub async fn audit(
     get, path = "/v1/audit/verify", tag = "audit",
     responses(
         (status = 200, description = "The result of the walk (ok false names the break)", body = VerifyReport),
+        (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]

@@ -132,9 +132,11 @@ pub struct NewRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
-    /// Who signs off.
+    /// Who signs off. Required when the server runs without auth; with auth
+    /// on, omit it (the token's identity is recorded) or give that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
-    pub reviewer: String,
+    pub reviewer: Option<String>,
     /// Optional remark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -150,9 +152,10 @@ pub struct ApproveBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
-    /// Who refuses.
+    /// Who refuses; as for approval, required only without auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
-    pub reviewer: String,
+    pub reviewer: Option<String>,
     /// Why: required, and sent back to the drafter.
     #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub reason: String,

@@ -15,7 +15,7 @@
 //! let client = Client::new("http://127.0.0.1:8470");
 //! let page = client.list(&Default::default()).await?;
 //! for request in page.requests {
-//!     let body = ApproveBody { reviewer: "alice".into(), comment: None, edited_action: None };
+//!     let body = ApproveBody { reviewer: Some("alice".into()), comment: None, edited_action: None };
 //!     client.approve(request.id, &body).await?;
 //! }
 //! # Ok(())

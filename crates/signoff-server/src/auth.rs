@@ -143,7 +143,7 @@ impl Caller {
     pub fn acting_as(&self, field: &str, named: Option<&str>) -> Result<Option<String>, AppError> {
         match self {
             Caller::Trusted => Ok(named.map(str::to_owned)),
-            Caller::Token(identity) => match named.map(str::trim).filter(|n| !n.is_empty()) {
+            Caller::Token(identity) => match named {
                 Some(name) if name != identity.name => Err(forbidden(format!(
                     "{field} '{name}' does not match the token's identity '{}'",
                     identity.name

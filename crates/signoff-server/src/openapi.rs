@@ -30,3 +30,49 @@ use crate::routes::{guide, meta, runs, tokens, v1};
     )
 )]
 pub struct ApiDoc;
+
+/// The document as this server serves it: with auth on, every route but
+/// health, metrics and this document requires a bearer token, and the
+/// document says so; in loopback single-user mode it does not.
+pub fn document(auth_on: bool) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    let mut document = ApiDoc::openapi();
+    if !auth_on {
+        return document;
+    }
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "An API token (`so_...`) made with `signoff token create`",
+                ))
+                .build(),
+        ),
+    );
+    let open = ["/healthz", "/metrics", "/openapi.json"];
+    for (path, item) in document.paths.paths.iter_mut() {
+        let requirement = if open.contains(&path.as_str()) {
+            Vec::new()
+        } else {
+            vec![SecurityRequirement::new("bearer", Vec::<String>::new())]
+        };
+        for operation in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = Some(requirement.clone());
+        }
+    }
+    document
+}

@@ -129,7 +129,7 @@ impl Service {
     /// Approves a pending request.
     pub async fn approve(&self, id: Uuid, body: ApproveBody) -> Result<Request, ServiceError> {
         let verdict = Verdict::Approve {
-            reviewer: Actor::parse("reviewer", &body.reviewer)?,
+            reviewer: Actor::parse("reviewer", body.reviewer.as_deref().unwrap_or_default())?,
             comment: body.comment.filter(|c| !c.trim().is_empty()),
             edited_action: match body.edited_action {
                 Some(edit) => {
@@ -145,7 +145,7 @@ impl Service {
     /// Rejects a pending request; the reason is required.
     pub async fn reject(&self, id: Uuid, body: RejectBody) -> Result<Request, ServiceError> {
         let verdict = Verdict::Reject {
-            reviewer: Actor::parse("reviewer", &body.reviewer)?,
+            reviewer: Actor::parse("reviewer", body.reviewer.as_deref().unwrap_or_default())?,
             reason: Reason::parse("reason", &body.reason)?,
         };
         self.decide(id, verdict).await

@@ -233,7 +233,7 @@ pub async fn approve(
         .approve(
             id,
             ApproveBody {
-                reviewer: reviewer.clone(),
+                reviewer: Some(reviewer.clone()),
                 comment: None,
                 edited_action: None,
             },
@@ -290,7 +290,7 @@ pub async fn reject(
         .reject(
             id,
             RejectBody {
-                reviewer: reviewer.clone(),
+                reviewer: Some(reviewer.clone()),
                 reason: reason.clone(),
             },
         )
@@ -320,9 +320,8 @@ async fn guide_reviewer(
     if caller.identity().is_none() {
         return Ok(named.unwrap_or_else(|| "unknown".into()));
     }
-    let named = named.unwrap_or_default();
-    match deciding(service, caller, id, &named).await {
-        Ok(reviewer) => Ok(reviewer),
+    match deciding(service, caller, id, named.as_deref()).await {
+        Ok(reviewer) => Ok(reviewer.unwrap_or_default()),
         Err(error) if error.status() == StatusCode::NOT_FOUND => Err(GuideFailure(
             StatusCode::BAD_REQUEST,
             format!("Request {id} not found"),

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use signoff_api::Health;
-use utoipa::OpenApi;
 
 use crate::AppState;
 
@@ -44,11 +43,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
 )]
-pub async fn openapi() -> impl IntoResponse {
+pub async fn openapi(State(auth): State<crate::auth::Auth>) -> impl IntoResponse {
+    let document = crate::openapi::document(auth.mode == crate::auth::AuthMode::On);
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_default(),
+        document.to_json().unwrap_or_default(),
     )
 }

@@ -178,7 +178,7 @@ pub async fn approve(
         Ok(caller) => caller,
         Err(error) => return Err(denied(&service, id, None, error).await),
     };
-    body.reviewer = match deciding(&service, &caller, id, &body.reviewer).await {
+    body.reviewer = match deciding(&service, &caller, id, body.reviewer.as_deref()).await {
         Ok(reviewer) => reviewer,
         Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
     };
@@ -215,7 +215,7 @@ pub async fn reject(
         Ok(caller) => caller,
         Err(error) => return Err(denied(&service, id, None, error).await),
     };
-    body.reviewer = match deciding(&service, &caller, id, &body.reviewer).await {
+    body.reviewer = match deciding(&service, &caller, id, body.reviewer.as_deref()).await {
         Ok(reviewer) => reviewer,
         Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
     };
@@ -406,13 +406,11 @@ pub(crate) async fn deciding(
     service: &Service,
     caller: &Caller,
     id: uuid::Uuid,
-    named: &str,
-) -> Result<String, AppError> {
+    named: Option<&str>,
+) -> Result<Option<String>, AppError> {
     let request = visible(service, caller, id).await?;
     caller.may_decide(&request)?;
-    Ok(caller
-        .acting_as("reviewer", Some(named))?
-        .unwrap_or_else(|| named.to_owned()))
+    caller.acting_as("reviewer", named)
 }
 
 /// Puts a refused attempt (401 or 403) on request `id` in the audit trail,

@@ -105,14 +105,14 @@ fn token(flag: Option<String>) -> Option<String> {
 /// The reviewer's name: `--reviewer`/SIGNOFF_REVIEWER (clap reads both),
 /// else, with a token, none (the server records the token's identity), else
 /// the OS user.
-fn reviewer_name(arg: &ReviewerArg, client: &Client) -> anyhow::Result<String> {
+fn reviewer_name(arg: &ReviewerArg, client: &Client) -> anyhow::Result<Option<String>> {
     if let Some(name) = arg.reviewer.as_deref().filter(|n| !n.trim().is_empty()) {
-        return Ok(name.to_owned());
+        return Ok(Some(name.to_owned()));
     }
     if client.has_token() {
-        return Ok(String::new());
+        return Ok(None);
     }
-    os_user().ok_or_else(|| {
+    os_user().map(Some).ok_or_else(|| {
         UsageError::new("no reviewer name: pass --reviewer NAME or set SIGNOFF_REVIEWER").into()
     })
 }

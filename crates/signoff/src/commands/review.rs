@@ -120,18 +120,21 @@ pub async fn run(client: &Client, args: ReviewArgs) -> anyhow::Result<Outcome> {
         "{} pending request{} to review as {BOLD}{}{BOLD:#}.",
         pending.len(),
         if pending.len() == 1 { "" } else { "s" },
-        if reviewer.is_empty() {
-            "your token's identity"
-        } else {
-            reviewer.as_str()
-        }
+        reviewer.as_deref().unwrap_or("your token's identity")
     );
     let mut answers = Answers::spawn(timeout);
     let mut tally = Tally::default();
     let total = pending.len();
     for (index, request) in pending.iter().enumerate() {
         draw(request, index + 1, total)?;
-        let step = review_one(client, request, &reviewer, &mut answers, &mut tally).await?;
+        let step = review_one(
+            client,
+            request,
+            reviewer.as_deref(),
+            &mut answers,
+            &mut tally,
+        )
+        .await?;
         if let Step::Stop(outcome) = step {
             tally.print();
             return Ok(outcome);
@@ -166,7 +169,7 @@ async fn all_pending(client: &Client) -> Result<Vec<RequestView>, ClientError> {
 async fn review_one(
     client: &Client,
     request: &RequestView,
-    reviewer: &str,
+    reviewer: Option<&str>,
     answers: &mut Answers,
     tally: &mut Tally,
 ) -> anyhow::Result<Step> {
@@ -182,7 +185,7 @@ async fn review_one(
         match line.to_lowercase().as_str() {
             "a" | "approve" => {
                 let body = ApproveBody {
-                    reviewer: reviewer.to_owned(),
+                    reviewer: reviewer.map(str::to_owned),
                     comment: None,
                     edited_action: None,
                 };
@@ -197,7 +200,7 @@ async fn review_one(
                     Answer::Closed => return Ok(Step::Stop(closed())),
                 };
                 let body = RejectBody {
-                    reviewer: reviewer.to_owned(),
+                    reviewer: reviewer.map(str::to_owned),
                     reason,
                 };
                 let result = client.reject(request.id, &body).await;

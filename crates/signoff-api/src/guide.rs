@@ -111,7 +111,8 @@ pub struct GuideReject {
 /// Answer to an approval on the guide's route.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GuideApproved {
-    /// "approved".
+    /// "approved", or "pending" when the sign-off completed one stage of an
+    /// approval chain and more are needed.
     pub status: String,
     /// The request id.
     pub request_id: String,

@@ -234,6 +234,135 @@ pub struct DecisionView {
     /// On approval: hex SHA-256 of the canonical JSON of the approved action.
     #[serde(default)]
     pub action_hash: Option<String>,
+    /// The stage of the approval chain the final approval or the rejection
+    /// was given at; null for expiry, cancellation and automatic approval.
+    #[serde(default)]
+    pub stage: Option<String>,
+}
+
+/// Who may sign off at a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EligibleView {
+    /// Any reviewer may (the stage names nobody).
+    pub any_reviewer: bool,
+    /// These users may.
+    pub users: Vec<String>,
+    /// Members of these groups may.
+    pub groups: Vec<String>,
+}
+
+/// One sign-off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    /// Who.
+    pub reviewer: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Their remark.
+    pub comment: Option<String>,
+    /// Hex SHA-256 of the action they approved.
+    pub action_hash: String,
+    /// Whether they edited the action (only the first sign-off may).
+    pub edited: bool,
+}
+
+/// Where one stage of a request's approval chain stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalStageView {
+    /// Its name.
+    pub name: String,
+    /// Distinct sign-offs it needs.
+    pub quorum: u32,
+    /// Who may sign off.
+    pub eligible: EligibleView,
+    /// The sign-offs it has, in order.
+    pub approvals: Vec<ApprovalView>,
+    /// `done` (quorum reached), `current` (the one being decided now) or
+    /// `waiting` (comes later in the chain).
+    pub state: String,
+}
+
+/// What a request needs before it is approved, and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanView {
+    /// The policy it follows (`default`: one sign-off by any reviewer).
+    pub policy: String,
+    /// The rule that chose the policy, if one did.
+    pub rule: Option<String>,
+    /// The stage being decided; null once the request left `pending`.
+    pub current_stage: Option<String>,
+    /// Sign-offs the current stage still needs.
+    pub remaining: u32,
+    /// Who may still sign off now: the current stage's eligible reviewers,
+    /// less those who already signed (each person counts once) and the
+    /// requester. Null once the request left `pending`.
+    pub may_approve: Option<EligibleView>,
+    /// Every stage, in order.
+    pub stages: Vec<ApprovalStageView>,
+}
+
+impl PlanView {
+    fn of(r: &Request) -> Self {
+        let progress = signoff_core::progress(&r.plan, &r.approvals);
+        let pending = r.status == signoff_core::Status::Pending;
+        let current = progress.current.filter(|_| pending);
+        let signed = |name: &String| r.approvals.iter().any(|a| &a.reviewer == name);
+        let stages = r
+            .plan
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(index, stage)| ApprovalStageView {
+                name: stage.name.clone(),
+                quorum: stage.quorum,
+                eligible: EligibleView {
+                    any_reviewer: stage.is_open(),
+                    users: stage.users.clone(),
+                    groups: stage.groups.clone(),
+                },
+                approvals: r
+                    .approvals
+                    .iter()
+                    .filter(|a| a.stage == stage.name)
+                    .map(|a| ApprovalView {
+                        reviewer: a.reviewer.clone(),
+                        at: a.at,
+                        comment: a.comment.clone(),
+                        action_hash: a.action_hash.to_hex(),
+                        edited: a.edited_action.is_some(),
+                    })
+                    .collect(),
+                state: match progress.current {
+                    Some(c) if index == c => "current",
+                    Some(c) if index > c => "waiting",
+                    _ => "done",
+                }
+                .to_owned(),
+            })
+            .collect();
+        let may_approve = current
+            .and_then(|c| r.plan.stages.get(c))
+            .map(|stage| EligibleView {
+                any_reviewer: stage.is_open(),
+                users: stage
+                    .users
+                    .iter()
+                    .filter(|u| !signed(u) && **u != r.requester)
+                    .cloned()
+                    .collect(),
+                groups: stage.groups.clone(),
+            });
+        Self {
+            policy: r.plan.policy.clone(),
+            rule: r.plan.rule.clone(),
+            current_stage: current
+                .and_then(|c| r.plan.stages.get(c))
+                .map(|s| s.name.clone()),
+            remaining: if pending { progress.remaining } else { 0 },
+            may_approve,
+            stages,
+        }
+    }
 }
 
 /// An approval request.
@@ -260,10 +389,14 @@ pub struct RequestView {
     pub status: StatusView,
     /// Set once it left `pending`.
     pub decision: Option<DecisionView>,
+    /// What it needs before it is approved: its policy's stages, who signed
+    /// off, and who still may.
+    pub approval: PlanView,
 }
 
 impl From<Request> for RequestView {
     fn from(r: Request) -> Self {
+        let approval = PlanView::of(&r);
         Self {
             id: r.id,
             title: r.title,
@@ -281,7 +414,9 @@ impl From<Request> for RequestView {
                 rejection_reason: d.rejection_reason,
                 edited_action: d.edited_action,
                 action_hash: d.action_hash.map(|h| h.to_hex()),
+                stage: d.stage,
             }),
+            approval,
         }
     }
 }
@@ -339,8 +474,9 @@ pub struct AuditEntryView {
     pub seq: i64,
     /// When (RFC 3339, UTC).
     pub timestamp: DateTime<Utc>,
-    /// created, approved, rejected, expired, cancelled, or denied (a refused
-    /// attempt to decide it).
+    /// created, approved, endorsed (a sign-off that did not yet complete
+    /// the approval chain), rejected, expired, cancelled, or denied (a
+    /// refused attempt to decide it).
     pub event: String,
     /// The request.
     pub request_id: Uuid,
@@ -359,6 +495,10 @@ pub struct AuditEntryView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub original_action: Option<Value>,
+    /// On an approval, endorsement or rejection: the stage of the request's
+    /// approval chain it was given at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     /// Hash of the previous entry.
     pub prev_hash: String,
     /// Hash of this entry.
@@ -378,6 +518,7 @@ impl From<AuditEntry> for AuditEntryView {
             comment: e.record.comment,
             action: e.record.action,
             original_action: e.record.original_action,
+            stage: e.record.stage,
             prev_hash: e.prev_hash.to_hex(),
             hash: e.hash.to_hex(),
         }

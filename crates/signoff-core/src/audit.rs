@@ -20,8 +20,12 @@ use uuid::Uuid;
 pub enum AuditEvent {
     /// It was proposed.
     Created,
-    /// A reviewer signed off.
+    /// A reviewer signed off, and with that the request is approved (or a
+    /// rule approved it automatically).
     Approved,
+    /// A reviewer signed off one stage of an approval chain or one seat of
+    /// a quorum; the request still waits for more.
+    Endorsed,
     /// A reviewer refused.
     Rejected,
     /// Its time ran out.
@@ -35,9 +39,10 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event kind.
-    pub const ALL: [AuditEvent; 6] = [
+    pub const ALL: [AuditEvent; 7] = [
         AuditEvent::Created,
         AuditEvent::Approved,
+        AuditEvent::Endorsed,
         AuditEvent::Rejected,
         AuditEvent::Expired,
         AuditEvent::Cancelled,
@@ -49,6 +54,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Created => "created",
             AuditEvent::Approved => "approved",
+            AuditEvent::Endorsed => "endorsed",
             AuditEvent::Rejected => "rejected",
             AuditEvent::Expired => "expired",
             AuditEvent::Cancelled => "cancelled",
@@ -62,6 +68,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Created => "REQUEST",
             AuditEvent::Approved => "APPROVAL",
+            AuditEvent::Endorsed => "STAGE_APPROVAL",
             AuditEvent::Rejected => "REJECTION",
             AuditEvent::Expired => "EXPIRATION",
             AuditEvent::Cancelled => "CANCELLATION",
@@ -97,6 +104,9 @@ pub struct AuditRecord {
     pub action: Option<Value>,
     /// On an approval with edits: the action as proposed, before the edit.
     pub original_action: Option<Value>,
+    /// On an approval or rejection: the stage of the approval plan it was
+    /// given at.
+    pub stage: Option<String>,
 }
 
 /// A SHA-256 digest, shown as lowercase hex.
@@ -130,6 +140,19 @@ impl Digest {
             out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
         }
         out
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Digest::from_hex(&text).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
     }
 }
 
@@ -268,6 +291,12 @@ fn content_bytes(seq: i64, record: &AuditRecord, prev: &Digest) -> Vec<u8> {
     );
     out.extend_from_slice(b"\",\"seq\":");
     write_json(&seq, &mut out);
+    // Like original_action: present only when set, so older entries keep
+    // their hashes.
+    if let Some(stage) = &record.stage {
+        out.extend_from_slice(b",\"stage\":");
+        write_json(stage, &mut out);
+    }
     out.extend_from_slice(b",\"title\":");
     write_json(&record.title, &mut out);
     out.push(b'}');
@@ -457,6 +486,7 @@ mod tests {
             comment: None,
             action: Some(serde_json::json!({"b": 1, "a": [n]})),
             original_action: None,
+            stage: None,
         }
     }
 
@@ -486,6 +516,7 @@ mod tests {
             comment: Some("ok\n".into()),
             action: Some(serde_json::json!({"b": [1, {"y": 2.5, "x": null}], "a": "z"})),
             original_action: Some(serde_json::json!({"b": [0], "a": "y"})),
+            stage: Some("finance".into()),
         };
         let prev = Digest::sha256(b"before");
         let expected = canonical_json(&serde_json::json!({
@@ -499,6 +530,7 @@ mod tests {
             "comment": record.comment,
             "action": record.action,
             "original_action": record.original_action,
+            "stage": record.stage,
             "prev_hash": prev.to_hex(),
         }));
         assert_eq!(
@@ -508,10 +540,12 @@ mod tests {
         // Without an edit the key is absent, not null.
         let plain = AuditRecord {
             original_action: None,
+            stage: None,
             ..record
         };
         let bytes = String::from_utf8(content_bytes(42, &plain, &prev)).unwrap();
         assert!(!bytes.contains("original_action"), "{bytes}");
+        assert!(!bytes.contains("stage"), "{bytes}");
     }
 
     #[test]

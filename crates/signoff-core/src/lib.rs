@@ -10,6 +10,7 @@ pub mod audit;
 pub mod clock;
 pub mod identity;
 pub mod input;
+pub mod policy;
 pub mod request;
 pub mod run;
 
@@ -20,6 +21,9 @@ pub use audit::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use identity::{Identity, Role, TokenRecord, TokenRefusal, parse_token};
 pub use input::{Actor, ExpiresIn, Reason, Title, ValidationError};
+pub use policy::{
+    Approval, ApprovalPlan, ApprovalStage, DEFAULT_POLICY, Progress, describe_eligible, progress,
+};
 pub use request::{
     ActionBindingError, Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict,
 };

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditEvent, AuditRecord, Digest, action_hash};
 use crate::input::{Actor, ExpiresIn, Reason, Title};
+use crate::policy::{Approval, ApprovalPlan, progress};
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +89,9 @@ pub struct Decision {
     /// approved (the edit, or else the proposed action). An executor runs
     /// only an action with this hash.
     pub action_hash: Option<Digest>,
+    /// The stage of the approval plan the approval or rejection was given
+    /// at (`None` for expiry, cancellation and automatic approval).
+    pub stage: Option<String>,
 }
 
 /// A proposed action waiting for, or past, a person's sign-off.
@@ -113,6 +117,10 @@ pub struct Request {
     pub status: Status,
     /// Set once it left `pending`.
     pub decision: Option<Decision>,
+    /// What it needs before it is approved.
+    pub plan: ApprovalPlan,
+    /// The sign-offs given so far, in order.
+    pub approvals: Vec<Approval>,
 }
 
 /// A valid request that does not exist yet: every field already parsed.
@@ -130,12 +138,15 @@ pub struct RequestDraft {
     pub labels: BTreeMap<String, String>,
     /// How long it stays open.
     pub expires_in: ExpiresIn,
+    /// What it will need ([`ApprovalPlan::single`] without policies).
+    pub plan: ApprovalPlan,
 }
 
 impl RequestDraft {
     /// Makes the request with its id at `now`, with the audit records of its
-    /// creation: `created`, followed by `expired` when it was given no time
-    /// at all (`expires_in` 0).
+    /// creation: `created`, followed by `approved` when its plan needs
+    /// nobody (with the rule as actor), or else by `expired` when it was
+    /// given no time at all (`expires_in` 0).
     pub fn open(self, id: Uuid, now: DateTime<Utc>) -> (Request, Vec<AuditRecord>) {
         let mut request = Request {
             id,
@@ -148,6 +159,8 @@ impl RequestDraft {
             expires_at: now + self.expires_in.duration(),
             status: Status::Pending,
             decision: None,
+            plan: self.plan,
+            approvals: Vec::new(),
         };
         let mut records = vec![AuditRecord {
             event: AuditEvent::Created,
@@ -159,8 +172,11 @@ impl RequestDraft {
             comment: None,
             action: Some(Value::Object(request.proposed_action.clone())),
             original_action: None,
+            stage: None,
         }];
-        if let Ok(expired) = request.expire(now) {
+        if request.plan.approves_at_once() {
+            records.push(request.approve_automatically(now));
+        } else if let Ok(expired) = request.expire(now) {
             records.push(expired);
         }
         (request, records)
@@ -174,6 +190,9 @@ pub enum Verdict {
     Approve {
         /// Who signs off.
         reviewer: Actor,
+        /// The reviewer's groups when their identity is verified (a token);
+        /// `None` in single-user mode, where eligibility is not checked.
+        groups: Option<Vec<String>>,
         /// Optional remark.
         comment: Option<String>,
         /// The action as the reviewer changed it; what runs instead of the
@@ -184,6 +203,8 @@ pub enum Verdict {
     Reject {
         /// Who refuses.
         reviewer: Actor,
+        /// As for [`Verdict::Approve`].
+        groups: Option<Vec<String>>,
         /// Why: goes back to the drafter.
         reason: Reason,
     },
@@ -211,6 +232,32 @@ pub enum TransitionError {
         /// When it expired.
         expires_at: DateTime<Utc>,
     },
+    /// The reviewer is not eligible at the request's current stage (either
+    /// not named there, or the stage comes later in the chain).
+    #[error("{reviewer} may not decide at stage '{stage}': it needs {eligible}")]
+    NotEligible {
+        /// Who tried.
+        reviewer: String,
+        /// The stage the request is in.
+        stage: String,
+        /// Who may, as people read it.
+        eligible: String,
+    },
+    /// The reviewer already signed off this request (each person counts
+    /// once, across every stage).
+    #[error("{reviewer} already approved this request (at stage '{stage}')")]
+    AlreadySigned {
+        /// Who.
+        reviewer: String,
+        /// Where they signed.
+        stage: String,
+    },
+    /// Only the first sign-off may edit the action: everyone after it
+    /// approves the action as it stands.
+    #[error(
+        "the action can only be edited before anyone has approved it; reject with a reason to have it redrafted"
+    )]
+    EditAfterApproval,
     /// `expire` was asked of a request whose time has not run out.
     #[error("request does not expire until {}", expires_at.to_rfc3339())]
     NotOverdue {
@@ -252,6 +299,9 @@ pub enum Decided {
     ExpiredInstead(AuditRecord),
     /// Nothing changed.
     Refused(TransitionError),
+    /// Nothing changed, and the attempt was by someone not allowed to make
+    /// it: append this `denied` record.
+    Denied(AuditRecord, TransitionError),
 }
 
 impl Request {
@@ -275,79 +325,213 @@ impl Request {
                 Err(err) => Decided::Refused(err),
             };
         }
-        let (status, event, decision, reason, comment) = match verdict {
+        match verdict {
             Verdict::Approve {
                 reviewer,
+                groups,
                 comment,
                 edited_action,
-            } => {
-                let approved = edited_action.as_ref().unwrap_or(&self.proposed_action);
-                let hash = action_hash(approved);
-                (
-                    Status::Approved,
-                    AuditEvent::Approved,
-                    Decision {
-                        reviewer: Some(reviewer.into_string()),
-                        decided_at: now,
-                        comment: comment.clone(),
-                        rejection_reason: None,
-                        edited_action,
-                        action_hash: Some(hash),
-                    },
-                    None,
-                    comment,
-                )
-            }
-            Verdict::Reject { reviewer, reason } => (
-                Status::Rejected,
-                AuditEvent::Rejected,
-                Decision {
-                    reviewer: Some(reviewer.into_string()),
-                    decided_at: now,
-                    comment: None,
-                    rejection_reason: Some(reason.as_str().to_owned()),
-                    edited_action: None,
-                    action_hash: None,
-                },
-                Some(reason.into_string()),
-                None,
-            ),
+            } => self.approve(reviewer, groups.as_deref(), comment, edited_action, now),
+            Verdict::Reject {
+                reviewer,
+                groups,
+                reason,
+            } => self.reject(reviewer, groups.as_deref(), reason, now),
             Verdict::Cancel { actor, reason } => {
                 let reason = reason.map(Reason::into_string);
-                (
-                    Status::Cancelled,
+                self.status = Status::Cancelled;
+                self.decision = Some(Decision {
+                    reviewer: Some(actor.as_str().to_owned()),
+                    decided_at: now,
+                    comment: reason.clone(),
+                    rejection_reason: None,
+                    edited_action: None,
+                    action_hash: None,
+                    stage: None,
+                });
+                Decided::Applied(self.record(
                     AuditEvent::Cancelled,
-                    Decision {
-                        reviewer: Some(actor.into_string()),
-                        decided_at: now,
-                        comment: reason.clone(),
-                        rejection_reason: None,
-                        edited_action: None,
-                        action_hash: None,
-                    },
+                    now,
+                    Some(actor.into_string()),
                     reason,
                     None,
-                )
+                    None,
+                ))
             }
+        }
+    }
+
+    /// The stage the request waits at, when `reviewer` (in `groups`, if
+    /// verified) may decide there; otherwise the refusal to return.
+    fn stage_for(
+        &self,
+        reviewer: &Actor,
+        groups: Option<&[String]>,
+        now: DateTime<Utc>,
+    ) -> Result<String, Box<Decided>> {
+        let Some(index) = progress(&self.plan, &self.approvals).current else {
+            // Every stage has its quorum yet the request is pending: only a
+            // store that lost the status can get here.
+            return Err(Box::new(Decided::Refused(TransitionError::AlreadyFinal {
+                status: Status::Approved,
+            })));
         };
-        // An approval records what was approved and, for an edit, what was
-        // proposed: the trail shows both.
-        let (action, original_action) = match (&decision.edited_action, event) {
-            (Some(edit), _) => (
-                Some(Value::Object(edit.clone())),
+        let stage = &self.plan.stages[index];
+        if let Some(groups) = groups
+            && !stage.admits(reviewer.as_str(), groups)
+        {
+            let error = TransitionError::NotEligible {
+                reviewer: reviewer.as_str().to_owned(),
+                stage: stage.name.clone(),
+                eligible: stage.eligible_text(),
+            };
+            let record = self.denial(now, Some(reviewer.as_str().to_owned()), error.to_string());
+            return Err(Box::new(Decided::Denied(record, error)));
+        }
+        Ok(stage.name.clone())
+    }
+
+    fn approve(
+        &mut self,
+        reviewer: Actor,
+        groups: Option<&[String]>,
+        comment: Option<String>,
+        edited_action: Option<Map<String, Value>>,
+        now: DateTime<Utc>,
+    ) -> Decided {
+        let stage = match self.stage_for(&reviewer, groups, now) {
+            Ok(stage) => stage,
+            Err(refusal) => return *refusal,
+        };
+        if let Some(earlier) = self
+            .approvals
+            .iter()
+            .find(|a| a.reviewer == reviewer.as_str())
+        {
+            return Decided::Refused(TransitionError::AlreadySigned {
+                reviewer: earlier.reviewer.clone(),
+                stage: earlier.stage.clone(),
+            });
+        }
+        if edited_action.is_some() && !self.approvals.is_empty() {
+            return Decided::Refused(TransitionError::EditAfterApproval);
+        }
+        let hash = action_hash(edited_action.as_ref().unwrap_or(self.current_action()));
+        // The trail shows what this reviewer approved and, for an edit,
+        // what was proposed.
+        let (action, original_action) = match &edited_action {
+            Some(edit) => (
+                Value::Object(edit.clone()),
                 Some(Value::Object(self.proposed_action.clone())),
             ),
-            (None, AuditEvent::Approved) => {
-                (Some(Value::Object(self.proposed_action.clone())), None)
-            }
-            (None, _) => (None, None),
+            None => (Value::Object(self.current_action().clone()), None),
         };
-        self.status = status;
-        let actor = decision.reviewer.clone();
-        self.decision = Some(decision);
-        let mut record = self.record(event, now, actor, reason, comment, action);
+        self.approvals.push(Approval {
+            stage: stage.clone(),
+            reviewer: reviewer.as_str().to_owned(),
+            at: now,
+            comment: comment.clone(),
+            action_hash: hash,
+            edited_action,
+        });
+        let complete = progress(&self.plan, &self.approvals).current.is_none();
+        let event = if complete {
+            self.status = Status::Approved;
+            self.decision = Some(Decision {
+                reviewer: Some(reviewer.as_str().to_owned()),
+                decided_at: now,
+                comment: comment.clone(),
+                rejection_reason: None,
+                edited_action: self.approvals.first().and_then(|a| a.edited_action.clone()),
+                action_hash: Some(hash),
+                stage: Some(stage.clone()),
+            });
+            AuditEvent::Approved
+        } else {
+            AuditEvent::Endorsed
+        };
+        let mut record = self.record(
+            event,
+            now,
+            Some(reviewer.into_string()),
+            None,
+            comment,
+            Some(action),
+        );
         record.original_action = original_action;
+        record.stage = Some(stage);
         Decided::Applied(record)
+    }
+
+    fn reject(
+        &mut self,
+        reviewer: Actor,
+        groups: Option<&[String]>,
+        reason: Reason,
+        now: DateTime<Utc>,
+    ) -> Decided {
+        let stage = match self.stage_for(&reviewer, groups, now) {
+            Ok(stage) => stage,
+            Err(refusal) => return *refusal,
+        };
+        self.status = Status::Rejected;
+        self.decision = Some(Decision {
+            reviewer: Some(reviewer.as_str().to_owned()),
+            decided_at: now,
+            comment: None,
+            rejection_reason: Some(reason.as_str().to_owned()),
+            edited_action: None,
+            action_hash: None,
+            stage: Some(stage.clone()),
+        });
+        let mut record = self.record(
+            AuditEvent::Rejected,
+            now,
+            Some(reviewer.into_string()),
+            Some(reason.into_string()),
+            None,
+            None,
+        );
+        record.stage = Some(stage);
+        Decided::Applied(record)
+    }
+
+    /// Approves a request whose plan needs nobody, with the rule (or
+    /// policy) as the actor.
+    fn approve_automatically(&mut self, now: DateTime<Utc>) -> AuditRecord {
+        let actor = self.plan.automatic_actor();
+        let comment = match &self.plan.rule {
+            Some(rule) => format!("approved automatically by rule '{rule}'"),
+            None => format!("approved automatically by policy '{}'", self.plan.policy),
+        };
+        self.status = Status::Approved;
+        self.decision = Some(Decision {
+            reviewer: Some(actor.clone()),
+            decided_at: now,
+            comment: Some(comment.clone()),
+            rejection_reason: None,
+            edited_action: None,
+            action_hash: Some(action_hash(&self.proposed_action)),
+            stage: None,
+        });
+        let action = Value::Object(self.proposed_action.clone());
+        self.record(
+            AuditEvent::Approved,
+            now,
+            Some(actor),
+            None,
+            Some(comment),
+            Some(action),
+        )
+    }
+
+    /// The action as it stands: the first sign-off's edit, or else the
+    /// proposed action.
+    pub fn current_action(&self) -> &Map<String, Value> {
+        self.approvals
+            .first()
+            .and_then(|a| a.edited_action.as_ref())
+            .unwrap_or(&self.proposed_action)
     }
 
     /// The action an executor may run: the approved action (the edit, or
@@ -403,6 +587,7 @@ impl Request {
             rejection_reason: None,
             edited_action: None,
             action_hash: None,
+            stage: None,
         });
         Ok(self.record(AuditEvent::Expired, now, None, None, None, None))
     }
@@ -426,6 +611,7 @@ impl Request {
             comment,
             action,
             original_action: None,
+            stage: None,
         }
     }
 }
@@ -444,6 +630,7 @@ mod tests {
             requester: Actor::parse("requester", "agent").unwrap(),
             labels: BTreeMap::new(),
             expires_in: ExpiresIn::from_seconds(expires_in).unwrap(),
+            plan: ApprovalPlan::single(),
         }
     }
 
@@ -454,6 +641,7 @@ mod tests {
     fn approve() -> Verdict {
         Verdict::Approve {
             reviewer: Actor::parse("reviewer", "alice").unwrap(),
+            groups: None,
             comment: None,
             edited_action: None,
         }
@@ -469,6 +657,7 @@ mod tests {
         edit.insert("limit".into(), Value::from(4000));
         let verdict = Verdict::Approve {
             reviewer: Actor::parse("reviewer", "alice").unwrap(),
+            groups: None,
             comment: Some("lower".into()),
             edited_action: Some(edit.clone()),
         };
@@ -512,6 +701,7 @@ mod tests {
     fn reject() -> Verdict {
         Verdict::Reject {
             reviewer: Actor::parse("reviewer", "bob").unwrap(),
+            groups: None,
             reason: Reason::parse("reason", "not ready").unwrap(),
         }
     }
@@ -550,6 +740,144 @@ mod tests {
         };
         assert_eq!(record.actor.as_deref(), Some("alice"));
         assert_eq!(record.action, Some(serde_json::json!({"x": 1})));
+    }
+
+    fn member(name: &str, group: &str) -> Verdict {
+        Verdict::Approve {
+            reviewer: Actor::parse("reviewer", name).unwrap(),
+            groups: Some(vec![group.to_owned()]),
+            comment: None,
+            edited_action: None,
+        }
+    }
+
+    fn chain() -> ApprovalPlan {
+        let stage = |name: &str, group: &str, quorum| crate::policy::ApprovalStage {
+            name: name.into(),
+            users: Vec::new(),
+            groups: vec![group.into()],
+            quorum,
+        };
+        ApprovalPlan {
+            policy: "chain".into(),
+            rule: Some("big".into()),
+            stages: vec![
+                stage("manager", "managers", 1),
+                stage("finance", "finance", 2),
+            ],
+        }
+    }
+
+    fn chained() -> Request {
+        let mut d = draft(3600);
+        d.plan = chain();
+        d.open(Uuid::now_v7(), t0()).0
+    }
+
+    #[test]
+    fn a_chain_is_decided_in_order_with_its_quorum() {
+        let mut request = chained();
+        // Finance cannot sign before the manager stage is done.
+        let outcome = request.decide(member("fiona", "finance"), t0());
+        let Decided::Denied(record, TransitionError::NotEligible { stage, .. }) = outcome else {
+            panic!("finance signed first: {outcome:?}");
+        };
+        assert_eq!(stage, "manager");
+        assert_eq!(record.event, AuditEvent::Denied);
+        assert!(request.approvals.is_empty());
+
+        let Decided::Applied(record) = request.decide(member("mia", "managers"), t0()) else {
+            panic!("manager refused");
+        };
+        assert_eq!(record.event, AuditEvent::Endorsed);
+        assert_eq!(record.stage.as_deref(), Some("manager"));
+        assert_eq!(request.status, Status::Pending);
+
+        // One of two at finance: still pending; the same person twice counts once.
+        let Decided::Applied(record) = request.decide(member("fiona", "finance"), t0()) else {
+            panic!("finance refused");
+        };
+        assert_eq!(record.event, AuditEvent::Endorsed);
+        assert!(matches!(
+            request.decide(member("fiona", "finance"), t0()),
+            Decided::Refused(TransitionError::AlreadySigned { .. })
+        ));
+        assert_eq!(request.status, Status::Pending);
+
+        let Decided::Applied(record) = request.decide(member("fred", "finance"), t0()) else {
+            panic!("second finance refused");
+        };
+        assert_eq!(record.event, AuditEvent::Approved);
+        assert_eq!(request.status, Status::Approved);
+        let decision = request.decision.as_ref().unwrap();
+        assert_eq!(decision.stage.as_deref(), Some("finance"));
+        assert_eq!(request.approvals.len(), 3);
+        assert_eq!(request.action_to_execute(), Ok(&request.proposed_action));
+    }
+
+    #[test]
+    fn one_rejection_at_any_stage_rejects() {
+        let mut request = chained();
+        request.decide(member("mia", "managers"), t0());
+        let verdict = Verdict::Reject {
+            reviewer: Actor::parse("reviewer", "fiona").unwrap(),
+            groups: Some(vec!["finance".into()]),
+            reason: Reason::parse("reason", "too much").unwrap(),
+        };
+        let Decided::Applied(record) = request.decide(verdict, t0()) else {
+            panic!("rejection refused");
+        };
+        assert_eq!(record.stage.as_deref(), Some("finance"));
+        assert_eq!(request.status, Status::Rejected);
+    }
+
+    #[test]
+    fn only_the_first_sign_off_may_edit_and_the_rest_approve_the_edit() {
+        let mut request = chained();
+        let mut edit = Map::new();
+        edit.insert("limit".into(), Value::from(1));
+        let edited = |name: &str, group: &str| Verdict::Approve {
+            reviewer: Actor::parse("reviewer", name).unwrap(),
+            groups: Some(vec![group.to_owned()]),
+            comment: None,
+            edited_action: Some(edit.clone()),
+        };
+        assert!(matches!(
+            request.decide(edited("mia", "managers"), t0()),
+            Decided::Applied(_)
+        ));
+        assert!(matches!(
+            request.decide(edited("fiona", "finance"), t0()),
+            Decided::Refused(TransitionError::EditAfterApproval)
+        ));
+        request.decide(member("fiona", "finance"), t0());
+        let Decided::Applied(record) = request.decide(member("fred", "finance"), t0()) else {
+            panic!("refused");
+        };
+        assert_eq!(record.action, Some(Value::Object(edit.clone())));
+        assert_eq!(request.action_to_execute(), Ok(&edit));
+        assert!(
+            request
+                .approvals
+                .iter()
+                .all(|a| a.action_hash == crate::audit::action_hash(&edit))
+        );
+    }
+
+    #[test]
+    fn a_plan_without_stages_approves_at_once_with_the_rule_as_actor() {
+        let mut d = draft(0);
+        d.plan = ApprovalPlan {
+            policy: "auto".into(),
+            rule: Some("low-risk".into()),
+            stages: Vec::new(),
+        };
+        let (request, records) = d.open(Uuid::now_v7(), t0());
+        assert_eq!(request.status, Status::Approved);
+        let events: Vec<_> = records.iter().map(|r| r.event).collect();
+        assert_eq!(events, [AuditEvent::Created, AuditEvent::Approved]);
+        assert_eq!(records[1].actor.as_deref(), Some("rule:low-risk"));
+        assert_eq!(request.action_to_execute(), Ok(&request.proposed_action));
     }
 
     proptest! {

@@ -127,6 +127,12 @@ impl Caller {
         }
     }
 
+    /// The groups a token vouches for; `None` with auth off, where approval
+    /// stages do not check who signs.
+    pub fn groups(&self) -> Option<Vec<String>> {
+        self.identity().map(|identity| identity.groups.clone())
+    }
+
     /// Refuses callers whose role is not in `roles`.
     pub fn require(&self, roles: &[Role], what: &str) -> Result<(), AppError> {
         match self {

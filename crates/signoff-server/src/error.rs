@@ -65,6 +65,11 @@ impl From<ServiceError> for AppError {
         match error {
             ServiceError::Invalid(e) => Self::bad_request(e.to_string()),
             ServiceError::Store(e) => e.into(),
+            ServiceError::Policy(e) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "policy_error",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -79,6 +84,9 @@ impl From<StoreError> for AppError {
             ),
             StoreError::Transition(e @ TransitionError::Expired { .. }) => {
                 Self::new(StatusCode::CONFLICT, "expired", e.to_string())
+            }
+            StoreError::Transition(e @ TransitionError::NotEligible { .. }) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
             StoreError::Transition(e) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             StoreError::RunNotFound(id) => Self::new(

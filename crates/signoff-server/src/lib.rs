@@ -247,11 +247,23 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         clock: clock.clone(),
         writes: auth::write_limiter(config.write_rate),
     };
-    let service = Service::new(store.clone(), clock.clone());
-    let workflows = match &config.config {
-        Some(path) => {
-            // A bad file is refused before anything starts, with every problem.
-            let file = signoff_workflow::config::Config::load(path)?;
+    // A bad file is refused before anything starts, with every problem.
+    let file = match &config.config {
+        Some(path) => Some((signoff_workflow::config::Config::load(path)?, path)),
+        None => None,
+    };
+    let mut service = Service::new(store.clone(), clock.clone());
+    if let Some((file, _)) = &file {
+        let policies = file.policies().clone();
+        if !policies.is_empty() && auth_mode == AuthMode::Off {
+            tracing::warn!(
+                "approval policies loaded with auth off: stages and quorums apply, but nobody's identity is checked, so anyone may sign any stage"
+            );
+        }
+        service = service.with_policies(policies);
+    }
+    let workflows = match file {
+        Some((file, path)) => {
             let workflows = signoff_workflow::connectors::build(&file, path)?;
             let gate: Arc<dyn signoff_workflow::engine::Gate> = Arc::new(service.clone());
             Some(Engine::new(store, gate, clock, workflows))

@@ -15,6 +15,7 @@ use signoff_core::{
     Actor, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title, ValidationError,
     Verdict, canonical_json,
 };
+use signoff_policy::{Facts, Policies, RuleError};
 use signoff_store::{Created, IdempotencyKey, ListQuery, Page, Store, StoreError};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -36,6 +37,8 @@ pub struct Service {
     sweeper: Arc<SweeperSignal>,
     /// Set when the server begins to shut down: long polls answer at once.
     closing: Arc<watch::Sender<bool>>,
+    /// What each new request needs before it is approved.
+    policies: Policies,
 }
 
 /// How the service and the sweeper talk: the sweeper publishes when it next
@@ -58,7 +61,16 @@ impl Service {
                 nudge: watch::channel(()).0,
             }),
             closing: Arc::new(watch::channel(false).0),
+            policies: Policies::default(),
         }
+    }
+
+    /// The same service, choosing each new request's approval plan with
+    /// `policies`.
+    #[must_use]
+    pub fn with_policies(mut self, policies: Policies) -> Self {
+        self.policies = policies;
+        self
     }
 
     /// Begins shutdown: every long poll answers now with what it has, so
@@ -104,7 +116,15 @@ impl Service {
                 fingerprint: Digest::sha256(canonical_json(&value).as_bytes()),
             }
         });
-        let draft = draft_of(body)?;
+        let mut draft = draft_of(body)?;
+        if !self.policies.is_empty() {
+            draft.plan = self.policies.plan(Facts {
+                action: &draft.proposed_action,
+                labels: &draft.labels,
+                requester: draft.requester.as_str(),
+                title: draft.title.as_str(),
+            })?;
+        }
         let created = self
             .store
             .create(Uuid::now_v7(), draft, idempotency)
@@ -126,10 +146,18 @@ impl Service {
         }
     }
 
-    /// Approves a pending request.
-    pub async fn approve(&self, id: Uuid, body: ApproveBody) -> Result<Request, ServiceError> {
+    /// Approves a pending request, or signs off its current stage. `groups`
+    /// are the reviewer's when a token vouches for them (`None` with auth
+    /// off, where stages do not check who signs).
+    pub async fn approve(
+        &self,
+        id: Uuid,
+        body: ApproveBody,
+        groups: Option<Vec<String>>,
+    ) -> Result<Request, ServiceError> {
         let verdict = Verdict::Approve {
             reviewer: Actor::parse("reviewer", body.reviewer.as_deref().unwrap_or_default())?,
+            groups,
             comment: body.comment.filter(|c| !c.trim().is_empty()),
             edited_action: match body.edited_action {
                 Some(edit) => {
@@ -142,10 +170,17 @@ impl Service {
         self.decide(id, verdict).await
     }
 
-    /// Rejects a pending request; the reason is required.
-    pub async fn reject(&self, id: Uuid, body: RejectBody) -> Result<Request, ServiceError> {
+    /// Rejects a pending request; the reason is required. `groups` as for
+    /// [`Service::approve`].
+    pub async fn reject(
+        &self,
+        id: Uuid,
+        body: RejectBody,
+        groups: Option<Vec<String>>,
+    ) -> Result<Request, ServiceError> {
         let verdict = Verdict::Reject {
             reviewer: Actor::parse("reviewer", body.reviewer.as_deref().unwrap_or_default())?,
+            groups,
             reason: Reason::parse("reason", &body.reason)?,
         };
         self.decide(id, verdict).await
@@ -165,14 +200,13 @@ impl Service {
     }
 
     async fn decide(&self, id: Uuid, verdict: Verdict) -> Result<Request, ServiceError> {
-        let outcome = match &verdict {
-            Verdict::Approve { .. } => "approved",
-            Verdict::Reject { .. } => "rejected",
-            Verdict::Cancel { .. } => "cancelled",
-        };
         let result = self.store.decide(id, verdict).await;
         match &result {
-            Ok(_) => {
+            Ok(request) => {
+                let outcome = match request.status {
+                    Status::Pending => "endorsed",
+                    status => status.as_str(),
+                };
                 metrics::counter!("signoff_decisions_total", "outcome" => outcome).increment(1);
                 self.hub.notify(id);
             }
@@ -209,10 +243,22 @@ impl Service {
         // A pending request's own expiry also ends the wait: the sweeper
         // expires it and notifies, so there is no need to watch the clock here.
         let mut closing = self.closing.subscribe();
-        tokio::select! {
-            () = subscription.changed() => self.get(id).await,
-            () = tokio::time::sleep(timeout) => Ok(request),
-            () = closed(&mut closing) => Ok(request),
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut latest = request;
+        loop {
+            tokio::select! {
+                () = subscription.changed() => {
+                    // A sign-off that leaves the request pending (one stage
+                    // of a chain) wakes us too: keep waiting for the decision.
+                    latest = self.get(id).await?;
+                    if latest.status.is_final() {
+                        return Ok(latest);
+                    }
+                }
+                () = &mut deadline => return Ok(latest),
+                () = closed(&mut closing) => return Ok(latest),
+            }
         }
     }
 }
@@ -237,6 +283,7 @@ fn draft_of(body: NewRequest) -> Result<RequestDraft, ValidationError> {
         requester: Actor::parse("requester", body.requester.as_deref().unwrap_or(ANONYMOUS))?,
         labels: body.labels,
         expires_in,
+        plan: signoff_core::ApprovalPlan::single(),
     })
 }
 
@@ -249,6 +296,9 @@ pub enum ServiceError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An approval rule could not be evaluated for the request.
+    #[error(transparent)]
+    Policy(#[from] RuleError),
 }
 
 /// Resolves once `closing` says true (or its sender is gone).

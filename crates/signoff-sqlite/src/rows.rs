@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use signoff_core::{
-    AuditEntry, AuditEvent, AuditRecord, Chain, Decision, Digest, Request, Status, canonical_json,
-    format_time,
+    ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, Chain, Decision, Digest, Request, Status,
+    canonical_json, format_time,
 };
 use signoff_store::StoreError;
 use uuid::Uuid;
@@ -15,10 +15,10 @@ use crate::unavailable;
 /// The columns of `requests`, in the order [`request_from_row`] reads them.
 pub(crate) const REQUEST_COLUMNS: &str = "id, title, description, proposed_action, requester, labels, \
      created_at, expires_at, status, reviewer, decided_at, comment, rejection_reason, \
-     edited_action, action_hash";
+     edited_action, action_hash, plan, approvals, stage";
 
 /// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
-pub(crate) const AUDIT_COLUMNS: &str = "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action";
+pub(crate) const AUDIT_COLUMNS: &str = "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action, stage";
 
 pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
@@ -62,8 +62,17 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
                 .map_err(get_err)?
                 .map(|hex| Digest::from_hex(&hex).ok_or_else(|| corrupt("action_hash", hex)))
                 .transpose()?,
+            stage: row.get(17).map_err(get_err)?,
         }),
         None => None,
+    };
+    let plan = match row.get::<_, Option<String>>(15).map_err(get_err)? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("plan", e))?,
+        None => ApprovalPlan::single(),
+    };
+    let approvals = match row.get::<_, Option<String>>(16).map_err(get_err)? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("approvals", e))?,
+        None => Vec::new(),
     };
     Ok(Request {
         id: uuid("request id", &id)?,
@@ -77,7 +86,29 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
         expires_at: from_micros("expires_at", row.get(7).map_err(get_err)?)?,
         status,
         decision,
+        plan,
+        approvals,
     })
+}
+
+/// The stored form of a plan: nothing for the default one.
+fn plan_json(request: &Request) -> Result<Option<String>, StoreError> {
+    if request.plan.is_single() {
+        return Ok(None);
+    }
+    serde_json::to_string(&request.plan)
+        .map(Some)
+        .map_err(|e| corrupt("plan", e))
+}
+
+/// The stored form of the sign-offs: nothing for none.
+fn approvals_json(request: &Request) -> Result<Option<String>, StoreError> {
+    if request.approvals.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(&request.approvals)
+        .map(Some)
+        .map_err(|e| corrupt("approvals", e))
 }
 
 /// Reads one request by id.
@@ -101,8 +132,10 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
         .map_err(|e| corrupt("proposed_action", e))?;
     let labels = serde_json::to_string(&request.labels).map_err(|e| corrupt("labels", e))?;
     let decision = request.decision.as_ref();
+    let plan = plan_json(request)?;
+    let approvals = approvals_json(request)?;
     conn.prepare_cached(&format!(
-        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -121,6 +154,9 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
             decision.and_then(|d| d.rejection_reason.as_deref()),
             edited_action(decision),
             decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
+            plan,
+            approvals,
+            decision.and_then(|d| d.stage.as_deref()),
         ])
     })
     .map_err(unavailable)?;
@@ -133,14 +169,16 @@ fn edited_action(decision: Option<&Decision>) -> Option<String> {
         .and_then(|edit| serde_json::to_string(edit).ok())
 }
 
-/// Records a transition of a pending request: the compare-and-set that makes
-/// a second decision on the same request impossible.
+/// Records a transition of a pending request (or one more sign-off on it):
+/// the compare-and-set that makes a second decision on the same request
+/// impossible.
 pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(), StoreError> {
     let decision = request.decision.as_ref();
+    let approvals = approvals_json(request)?;
     let changed = conn
         .prepare_cached(
             "UPDATE requests SET status = ?2, reviewer = ?3, decided_at = ?4, comment = ?5, rejection_reason = ?6,
-                 edited_action = ?7, action_hash = ?8
+                 edited_action = ?7, action_hash = ?8, approvals = ?9, stage = ?10
              WHERE id = ?1 AND status = 'pending'",
         )
         .and_then(|mut stmt| {
@@ -153,6 +191,8 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
                 decision.and_then(|d| d.rejection_reason.as_deref()),
                 edited_action(decision),
                 decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
+                approvals,
+                decision.and_then(|d| d.stage.as_deref()),
             ])
         })
         .map_err(unavailable)?;
@@ -169,7 +209,7 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
 pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
     let r = &entry.record;
     conn.prepare_cached(&format!(
-        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -185,6 +225,7 @@ pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), 
             entry.prev_hash.to_hex(),
             entry.hash.to_hex(),
             r.original_action.as_ref().map(canonical_json),
+            r.stage,
         ])
     })
     .map_err(unavailable)?;
@@ -250,6 +291,7 @@ pub(crate) fn entry_from_row(row: &Row<'_>) -> Result<AuditEntry, StoreError> {
                 .map(|a| serde_json::from_str(&a))
                 .transpose()
                 .map_err(|e| corrupt("audit original action", e))?,
+            stage: row.get(12).map_err(get_err)?,
         },
         prev_hash: Digest::from_hex(&prev_hash).ok_or_else(|| corrupt("prev_hash", &prev_hash))?,
         hash: Digest::from_hex(&hash).ok_or_else(|| corrupt("hash", &hash))?,

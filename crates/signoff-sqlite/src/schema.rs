@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_approve_with_edits.sql"),
     include_str!("../migrations/0003_runs.sql"),
     include_str!("../migrations/0004_identity.sql"),
+    include_str!("../migrations/0005_policies.sql"),
 ];
 
 /// Opens the one connection that writes, creating the file if needed, and

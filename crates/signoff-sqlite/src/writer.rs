@@ -327,6 +327,13 @@ fn decide(
             }),
         ),
         Decided::Refused(error) => return refused(error.into()),
+        // The refusal stands whether or not its record is written.
+        Decided::Denied(record, error) => {
+            return match append(conn, chain, vec![record]) {
+                Ok(()) => Applied::clean(Err(error.into())),
+                Err(failure) => Applied::torn(failure),
+            };
+        }
     };
     if let Err(error) =
         update_decided(conn, &request).and_then(|()| append(conn, chain, vec![record]))

@@ -68,3 +68,9 @@ async fn expiry() {
     let (store, clock, _dir) = open();
     suite::expiry(store, clock).await;
 }
+
+#[tokio::test]
+async fn approval_plans() {
+    let (store, _clock, _dir) = open();
+    suite::approval_plans(store).await;
+}

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chrono::Duration;
 use serde_json::json;
 use signoff_core::{
-    Actor, AuditEvent, Digest, ExpiresIn, ManualClock, Reason, RequestDraft, Run, RunStatus, Stage,
-    StageRecord, Status, Title, TransitionError, Verdict,
+    Actor, ApprovalPlan, ApprovalStage, AuditEvent, Digest, ExpiresIn, ManualClock, Reason,
+    RequestDraft, Run, RunStatus, Stage, StageRecord, Status, Title, TransitionError, Verdict,
 };
 use uuid::Uuid;
 
@@ -30,12 +30,14 @@ pub fn draft(title: &str, seconds: u64) -> RequestDraft {
         requester: Actor::parse("requester", "agent-1").unwrap(),
         labels: BTreeMap::from([("team".to_string(), "finance".to_string())]),
         expires_in: ExpiresIn::from_seconds(seconds).unwrap(),
+        plan: ApprovalPlan::single(),
     }
 }
 
 fn approve(who: &str) -> Verdict {
     Verdict::Approve {
         reviewer: Actor::parse("reviewer", who).unwrap(),
+        groups: None,
         comment: Some("ok".into()),
         edited_action: None,
     }
@@ -44,6 +46,7 @@ fn approve(who: &str) -> Verdict {
 fn reject(who: &str) -> Verdict {
     Verdict::Reject {
         reviewer: Actor::parse("reviewer", who).unwrap(),
+        groups: None,
         reason: Reason::parse("reason", "not now").unwrap(),
     }
 }
@@ -83,6 +86,7 @@ pub async fn approve_with_edits(store: Arc<dyn Store>) {
         .clone();
     let verdict = Verdict::Approve {
         reviewer: Actor::parse("reviewer", "alice").unwrap(),
+        groups: None,
         comment: None,
         edited_action: Some(edit.clone()),
     };
@@ -106,6 +110,103 @@ pub async fn approve_with_edits(store: Arc<dyn Store>) {
     assert_eq!(
         approval.original_action,
         Some(serde_json::Value::Object(created.request.proposed_action))
+    );
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+}
+
+/// A request's plan and every sign-off on it are stored with it; a refused
+/// sign-off by someone not eligible is on record; the trail holds each
+/// approval with its stage and still verifies; a plan needing nobody is
+/// approved as it is created, with the rule as actor.
+pub async fn approval_plans(store: Arc<dyn Store>) {
+    let member = |name: &str, group: &str| Verdict::Approve {
+        reviewer: Actor::parse("reviewer", name).unwrap(),
+        groups: Some(vec![group.to_owned()]),
+        comment: None,
+        edited_action: None,
+    };
+    let plan = ApprovalPlan {
+        policy: "chain".into(),
+        rule: Some("large".into()),
+        stages: vec![
+            ApprovalStage {
+                name: "manager".into(),
+                users: vec!["mia".into()],
+                groups: Vec::new(),
+                quorum: 1,
+            },
+            ApprovalStage {
+                name: "finance".into(),
+                users: Vec::new(),
+                groups: vec!["finance".into()],
+                quorum: 2,
+            },
+        ],
+    };
+    let mut chained = draft("chained", 60);
+    chained.plan = plan.clone();
+    let id = Uuid::now_v7();
+    store.create(id, chained, None).await.unwrap();
+    let early = store.decide(id, member("fiona", "finance")).await;
+    assert!(
+        matches!(
+            early,
+            Err(StoreError::Transition(TransitionError::NotEligible { .. }))
+        ),
+        "{early:?}"
+    );
+    let after_manager = store.decide(id, member("mia", "staff")).await.unwrap();
+    assert_eq!(after_manager.status, Status::Pending);
+    store.decide(id, member("fiona", "finance")).await.unwrap();
+    let read = store.get(id).await.unwrap().unwrap();
+    assert_eq!(read.plan, plan);
+    assert_eq!(read.approvals.len(), 2);
+    assert_eq!(read.status, Status::Pending);
+    let approved = store.decide(id, member("fred", "finance")).await.unwrap();
+    assert_eq!(approved.status, Status::Approved);
+    assert_eq!(store.get(id).await.unwrap().unwrap(), approved);
+    assert_eq!(
+        approved.decision.as_ref().and_then(|d| d.stage.as_deref()),
+        Some("finance")
+    );
+    let trail = store
+        .audit(AuditQuery {
+            request_id: Some(id),
+            after_seq: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let events: Vec<_> = trail
+        .iter()
+        .map(|e| (e.record.event, e.record.stage.clone()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (AuditEvent::Created, None),
+            (AuditEvent::Denied, None),
+            (AuditEvent::Endorsed, Some("manager".into())),
+            (AuditEvent::Endorsed, Some("finance".into())),
+            (AuditEvent::Approved, Some("finance".into())),
+        ]
+    );
+
+    let mut auto = draft("low risk", 60);
+    auto.plan = ApprovalPlan {
+        policy: "auto".into(),
+        rule: Some("small".into()),
+        stages: Vec::new(),
+    };
+    let auto_id = Uuid::now_v7();
+    let created = store.create(auto_id, auto, None).await.unwrap();
+    assert_eq!(created.request.status, Status::Approved);
+    let read = store.get(auto_id).await.unwrap().unwrap();
+    assert_eq!(read, created.request);
+    assert_eq!(
+        read.decision.and_then(|d| d.reviewer).as_deref(),
+        Some("rule:small")
     );
     let report = store.verify_audit().await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);

@@ -30,6 +30,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 use signoff_core::ExpiresIn;
+use signoff_policy::{Policies, PolicyConfig, RuleConfig};
 
 /// How long a call to an agent or executor may take unless configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,6 +48,18 @@ pub struct Config {
     /// Workflows by name.
     #[serde(default)]
     pub workflows: BTreeMap<String, Spanned<WorkflowConfig>>,
+    /// Approval policies by name (see `signoff-policy`).
+    #[serde(default)]
+    pub policies: BTreeMap<String, Spanned<PolicyConfig>>,
+    /// Rules choosing a policy for each request, first match wins.
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleConfig>>,
+    /// The policy of a request no rule matches (default: one sign-off by
+    /// any reviewer).
+    pub default_policy: Option<Spanned<String>>,
+    /// The policies and rules, compiled when the file is checked.
+    #[serde(skip)]
+    compiled: Policies,
 }
 
 /// One agent: who drafts or validates.
@@ -223,7 +236,7 @@ impl Config {
             path: path.to_path_buf(),
             problems,
         };
-        let config: Config = serde_saphyr::from_str(text).map_err(|error| {
+        let mut config: Config = serde_saphyr::from_str(text).map_err(|error| {
             let (line, column) = error
                 .location()
                 .map_or((0, 0), |at| (at.line(), at.column()));
@@ -234,6 +247,14 @@ impl Config {
             }])
         })?;
         let mut problems = config.problems();
+        match Policies::compile(
+            &config.policies,
+            &config.rules,
+            config.default_policy.as_ref(),
+        ) {
+            Ok(compiled) => config.compiled = compiled,
+            Err(found) => problems.extend(found.into_iter().map(|p| problem(p.at, p.message))),
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -360,6 +381,13 @@ impl Config {
                 format!("{what}: min_score must be a number"),
             ));
         }
+    }
+}
+
+impl Config {
+    /// The compiled approval policies and rules.
+    pub fn policies(&self) -> &Policies {
+        &self.compiled
     }
 }
 

@@ -35,6 +35,7 @@ impl Gate for StoreGate {
             requester: Actor::parse("requester", &approval.requester).unwrap(),
             labels: approval.labels,
             expires_in: approval.expires_in,
+            plan: signoff_core::ApprovalPlan::single(),
         };
         let key = IdempotencyKey {
             key: key.to_owned(),
@@ -254,6 +255,7 @@ impl Harness {
 fn approve(edit: Option<Map<String, Value>>) -> Verdict {
     Verdict::Approve {
         reviewer: Actor::parse("reviewer", "alice").unwrap(),
+        groups: None,
         comment: None,
         edited_action: edit,
     }
@@ -262,6 +264,7 @@ fn approve(edit: Option<Map<String, Value>>) -> Verdict {
 fn reject(reason: &str) -> Verdict {
     Verdict::Reject {
         reviewer: Actor::parse("reviewer", "bob").unwrap(),
+        groups: None,
         reason: Reason::parse("reason", reason).unwrap(),
     }
 }

@@ -83,6 +83,9 @@ pub enum Command {
     /// Check the workflow configuration file (signoff.yaml).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Approval policies: which rule a request would match and what it needs.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Start a workflow run and follow it stage by stage until it is over.
     Run(RunArgs),
     /// Inspect workflow runs.
@@ -179,6 +182,33 @@ pub enum ConfigCommand {
     /// Parse and check the file without starting anything; every problem is
     /// reported as FILE:LINE:COLUMN: message.
     Check(ConfigArgs),
+}
+
+/// `signoff policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate the configuration's rules against an action, as the server
+    /// would on create, and print which rule matched and what it requires.
+    Explain(ExplainArgs),
+}
+
+/// `signoff policy explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The proposed action, a JSON object: inline, `@FILE`, or `-` for stdin.
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub action: String,
+    /// A label of the request, KEY=VALUE; repeat for several.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Who would ask.
+    #[arg(long, default_value = "anonymous")]
+    pub requester: String,
+    /// The request's title (rules may read it).
+    #[arg(long, default_value = "")]
+    pub title: String,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// Where the configuration file is.

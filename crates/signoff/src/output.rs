@@ -149,10 +149,14 @@ pub fn details(request: &RequestView, now: DateTime<Utc>) -> anyhow::Result<()> 
         if let Some(reason) = &decision.rejection_reason {
             writeln!(out, "  {DIM}reason{DIM:#}      {reason}")?;
         }
+        if let Some(stage) = &decision.stage {
+            writeln!(out, "  {DIM}at stage{DIM:#}    {stage}")?;
+        }
         if let Some(hash) = &decision.action_hash {
             writeln!(out, "  {DIM}action hash{DIM:#} {hash}")?;
         }
     }
+    approval(&mut out, request)?;
     if !request.description.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", request.description)?;
@@ -174,6 +178,79 @@ pub fn details(request: &RequestView, now: DateTime<Utc>) -> anyhow::Result<()> 
         )?;
     }
     Ok(())
+}
+
+/// The approval chain, unless it is the default single sign-off.
+fn approval(out: &mut impl Write, request: &RequestView) -> anyhow::Result<()> {
+    let plan = &request.approval;
+    let single = plan.rule.is_none()
+        && plan.stages.len() == 1
+        && plan.stages[0].quorum == 1
+        && plan.stages[0].eligible.any_reviewer;
+    if single {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let rule = plan
+        .rule
+        .as_deref()
+        .map(|r| format!(" (chosen by rule {r})"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "{BOLD}Approval{BOLD:#}    policy {}{rule}",
+        plan.policy
+    )?;
+    if plan.stages.is_empty() {
+        writeln!(out, "  approved automatically: the rule needs no review")?;
+    }
+    for stage in &plan.stages {
+        let mark = match stage.state.as_str() {
+            "done" => "✓",
+            "current" => "▸",
+            _ => " ",
+        };
+        let who: Vec<&str> = stage
+            .approvals
+            .iter()
+            .map(|a| a.reviewer.as_str())
+            .collect();
+        writeln!(
+            out,
+            "  {mark} {:<12} {} of {}  {:<28} {}",
+            stage.name,
+            stage.approvals.len(),
+            stage.quorum,
+            eligible(&stage.eligible),
+            who.join(", ")
+        )?;
+    }
+    if let (Some(stage), Some(may)) = (&plan.current_stage, &plan.may_approve) {
+        writeln!(
+            out,
+            "  {DIM}waiting for{DIM:#} {} more at {stage}: {}",
+            plan.remaining,
+            eligible(may)
+        )?;
+    }
+    Ok(())
+}
+
+/// After a sign-off that left the request pending: what it still needs.
+pub fn progress(request: &RequestView) -> String {
+    let plan = &request.approval;
+    match (&plan.current_stage, &plan.may_approve) {
+        (Some(stage), Some(may)) => format!(
+            "✓ Signed off. Waiting for {} more at stage {stage} ({}).",
+            plan.remaining,
+            eligible(may)
+        ),
+        _ => "✓ Signed off.".to_owned(),
+    }
+}
+
+fn eligible(who: &signoff_api::EligibleView) -> String {
+    signoff_core::describe_eligible(who.any_reviewer, &who.users, &who.groups)
 }
 
 /// The proposed action as indented JSON.

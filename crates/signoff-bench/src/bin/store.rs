@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         requester: Actor::parse("requester", "bench")?,
         labels: Default::default(),
         expires_in: ExpiresIn::parse("24h")?,
+        plan: signoff_core::ApprovalPlan::single(),
     };
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

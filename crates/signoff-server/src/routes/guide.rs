@@ -53,6 +53,9 @@ fn refused(error: ServiceError) -> GuideFailure {
         ServiceError::Store(StoreError::Transition(signoff_core::TransitionError::Expired {
             ..
         })) => GuideFailure(StatusCode::BAD_REQUEST, "Request has expired".into()),
+        ServiceError::Store(StoreError::Transition(
+            e @ signoff_core::TransitionError::NotEligible { .. },
+        )) => GuideFailure(StatusCode::FORBIDDEN, e.to_string()),
         ServiceError::Store(StoreError::Transition(e)) => {
             GuideFailure(StatusCode::BAD_REQUEST, format!("Request {e}"))
         }
@@ -237,17 +240,24 @@ pub async fn approve(
                 comment: None,
                 edited_action: None,
             },
+            caller.groups(),
         )
         .await
         .map_err(refused)?;
+    // With an approval chain the sign-off may leave the request pending.
+    let approved_at = request
+        .approvals
+        .iter()
+        .rev()
+        .find(|a| a.reviewer == reviewer)
+        .map(|a| a.at)
+        .or(request.decision.as_ref().map(|d| d.decided_at))
+        .unwrap_or(request.created_at);
     Ok(axum::Json(GuideApproved {
-        status: "approved".into(),
+        status: request.status.as_str().to_owned(),
         request_id: request.id.to_string(),
         reviewer,
-        approved_at: request
-            .decision
-            .map(|d| d.decided_at)
-            .unwrap_or(request.created_at),
+        approved_at,
     }))
 }
 
@@ -293,6 +303,7 @@ pub async fn reject(
                 reviewer: Some(reviewer.clone()),
                 reason: reason.clone(),
             },
+            caller.groups(),
         )
         .await
         .map_err(refused)?;

@@ -52,7 +52,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body (code idempotency_key_reused), or an approval rule could not be evaluated for this request (code policy_error)", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
@@ -155,13 +155,13 @@ pub async fn get(
     params(("id" = uuid::Uuid, Path, description = "Request id")),
     request_body = ApproveBody,
     responses(
-        (status = 200, description = "Approved", body = RequestView),
+        (status = 200, description = "Approved, or signed off at the current stage of its approval chain (status stays pending until the last stage has its quorum)", body = RequestView),
         (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
-        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this, or the reviewer is not eligible at the request's current approval stage", body = ErrorBody),
         (status = 429, description = "Too many writes for this token (Retry-After)", body = ErrorBody),
         (status = 400, description = "Invalid id or body", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
-        (status = 409, description = "Already decided (code conflict) or expired (code expired)", body = ErrorBody),
+        (status = 409, description = "Already decided, already signed off by this reviewer, or an edit after someone approved (code conflict); expired (code expired)", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -182,7 +182,7 @@ pub async fn approve(
         Ok(reviewer) => reviewer,
         Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
     };
-    let request = service.approve(id, body).await?;
+    let request = service.approve(id, body, caller.groups()).await?;
     Ok(axum::Json(request.into()))
 }
 
@@ -194,7 +194,7 @@ pub async fn approve(
     responses(
         (status = 200, description = "Rejected", body = RequestView),
         (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
-        (status = 403, description = "The token's role or identity may not do this", body = ErrorBody),
+        (status = 403, description = "The token's role or identity may not do this, or the reviewer is not eligible at the request's current approval stage", body = ErrorBody),
         (status = 429, description = "Too many writes for this token (Retry-After)", body = ErrorBody),
         (status = 400, description = "Invalid id or body (the reason is required)", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
@@ -219,7 +219,7 @@ pub async fn reject(
         Ok(reviewer) => reviewer,
         Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
     };
-    let request = service.reject(id, body).await?;
+    let request = service.reject(id, body, caller.groups()).await?;
     Ok(axum::Json(request.into()))
 }
 

@@ -93,6 +93,9 @@ pub fn print_entries(entries: &[AuditEntryView]) -> anyhow::Result<()> {
         if let Some(actor) = &entry.actor {
             line.push_str(&format!(" by {actor}"));
         }
+        if let Some(stage) = &entry.stage {
+            line.push_str(&format!(" at stage {stage}"));
+        }
         if let Some(reason) = &entry.reason {
             line.push_str(&format!(": {reason}"));
         }
@@ -100,7 +103,7 @@ pub fn print_entries(entries: &[AuditEntryView]) -> anyhow::Result<()> {
             line.push_str(&format!(" ({comment})"));
         }
         writeln!(out, "{line}")?;
-        if event == Some(AuditEvent::Approved)
+        if matches!(event, Some(AuditEvent::Approved | AuditEvent::Endorsed))
             && let Some(action) = &entry.action
         {
             writeln!(out, "{DIM}       approved action: {action}{DIM:#}")?;
@@ -154,8 +157,14 @@ fn log_line(entry: &AuditEntryView) -> Value {
     line.insert("event".into(), json!(log_name(event, &entry.event)));
     line.insert("request_id".into(), json!(entry.request_id));
     line.insert("title".into(), json!(entry.title));
-    if matches!(event, Some(AuditEvent::Approved | AuditEvent::Rejected)) {
+    if matches!(
+        event,
+        Some(AuditEvent::Approved | AuditEvent::Endorsed | AuditEvent::Rejected)
+    ) {
         line.insert("reviewer".into(), json!(entry.actor));
+    }
+    if let Some(stage) = &entry.stage {
+        line.insert("stage".into(), json!(stage));
     }
     if let Some(action) = &entry.action {
         line.insert("proposed_action".into(), action.clone());
@@ -221,6 +230,7 @@ mod tests {
             comment: None,
             action: Some(json!({"changes": {"max": 5000}})),
             original_action: None,
+            stage: None,
             prev_hash: "00".into(),
             hash: "11".into(),
         }

@@ -24,14 +24,19 @@ pub fn check(args: &ConfigArgs, json: bool) -> anyhow::Result<Outcome> {
                     "agents": config.agents.keys().collect::<Vec<_>>(),
                     "executors": config.executors.keys().collect::<Vec<_>>(),
                     "workflows": config.workflows.keys().collect::<Vec<_>>(),
+                    "policies": config.policies.keys().collect::<Vec<_>>(),
+                    "rules": config.rules.iter().map(|r| r.value.name.as_str()).collect::<Vec<_>>(),
                 }))?;
             } else {
+                let rules: Vec<&String> = config.rules.iter().map(|r| &r.value.name).collect();
                 anstream::println!(
-                    "{GOOD}{} is valid{GOOD:#}\n  {BOLD}agents{BOLD:#}     {}\n  {BOLD}executors{BOLD:#}  {}\n  {BOLD}workflows{BOLD:#}  {}",
+                    "{GOOD}{} is valid{GOOD:#}\n  {BOLD}agents{BOLD:#}     {}\n  {BOLD}executors{BOLD:#}  {}\n  {BOLD}workflows{BOLD:#}  {}\n  {BOLD}policies{BOLD:#}   {}\n  {BOLD}rules{BOLD:#}      {}",
                     args.config.display(),
                     names(config.agents.keys().collect()),
                     names(config.executors.keys().collect()),
                     names(config.workflows.keys().collect()),
+                    names(config.policies.keys().collect()),
+                    names(rules),
                 );
             }
             Ok(Outcome::Success)

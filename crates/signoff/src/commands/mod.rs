@@ -4,6 +4,7 @@
 
 mod audit;
 mod config;
+mod policy;
 mod requests;
 mod review;
 mod runs;
@@ -15,7 +16,9 @@ use std::time::Duration;
 
 use signoff_client::Client;
 
-use crate::cli::{Cli, Command, ConfigCommand, RequestCommand, ReviewerArg, RunsCommand};
+use crate::cli::{
+    Cli, Command, ConfigCommand, PolicyCommand, RequestCommand, ReviewerArg, RunsCommand,
+};
 
 /// What a command ends with; each is a documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Review(args) => review::run(&client, args).await,
         Command::Audit(command) => audit::run(&client, command, json).await,
         Command::Config(ConfigCommand::Check(args)) => config::check(&args, json),
+        Command::Policy(PolicyCommand::Explain(args)) => policy::explain(&args, json),
         Command::Run(args) => runs::run(&client, args, json).await,
         Command::Runs(RunsCommand::Show(args)) => runs::show(&client, args.id, json).await,
         Command::Token(command) => token::run(command, json).await,

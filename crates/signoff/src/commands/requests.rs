@@ -103,7 +103,7 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// `KEY=VALUE` pairs into a map; a repeated key keeps the last value.
-fn parse_labels(pairs: &[String]) -> Result<BTreeMap<String, String>, UsageError> {
+pub(super) fn parse_labels(pairs: &[String]) -> Result<BTreeMap<String, String>, UsageError> {
     pairs
         .iter()
         .map(|pair| match pair.split_once('=') {
@@ -232,6 +232,9 @@ fn decided(request: &RequestView, json: bool) -> anyhow::Result<Outcome> {
             request.title,
             request.id
         );
+        if request.status == StatusView::Pending {
+            anstream::println!("{}", output::progress(request));
+        }
     }
     Ok(Outcome::Success)
 }

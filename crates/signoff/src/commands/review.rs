@@ -237,21 +237,27 @@ async fn ask_reason(answers: &mut Answers) -> anyhow::Result<Answer> {
 fn report(result: Result<RequestView, ClientError>, tally: &mut Tally) -> anyhow::Result<()> {
     match result {
         Ok(decided) => {
-            match decided.status {
-                StatusView::Approved => tally.approved += 1,
-                _ => tally.rejected += 1,
-            }
             let style = output::status_style(decided.status);
-            anstream::println!(
-                "{style}{}{style:#}",
-                match decided.status {
-                    StatusView::Approved => "✓ Approved.",
-                    _ => "✗ Rejected.",
+            let text = match decided.status {
+                StatusView::Approved => {
+                    tally.approved += 1;
+                    "✓ Approved.".to_owned()
                 }
-            );
+                // One stage of an approval chain: the request goes on.
+                StatusView::Pending => {
+                    tally.approved += 1;
+                    output::progress(&decided)
+                }
+                _ => {
+                    tally.rejected += 1;
+                    "✗ Rejected.".to_owned()
+                }
+            };
+            anstream::println!("{style}{text}{style:#}");
             Ok(())
         }
-        Err(error) if error.is_conflict() => {
+        // Decided elsewhere, or not this reviewer's stage: say so, go on.
+        Err(error) if error.is_conflict() || error.status() == Some(403) => {
             tally.missed += 1;
             anstream::println!("{WAITING}! {error}{WAITING:#}");
             Ok(())

@@ -10,34 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, binary};
+use common::{TestServer, binary, get, post, token};
 use serde_json::{Value, json};
-
-/// Makes a token in the database with the CLI; returns it.
-fn token(db: &Path, name: &str, role: &str, extra: &[&str]) -> String {
-    let output = Command::new(binary())
-        .args([
-            "--json",
-            "token",
-            "create",
-            "--name",
-            name,
-            "--role",
-            role,
-            "--database",
-        ])
-        .arg(db)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-    created["token"].as_str().unwrap().to_owned()
-}
 
 struct Tokens {
     admin: String,
@@ -65,36 +39,6 @@ fn tokens(db: &Path) -> Tokens {
         expired: token(db, "late", "reviewer", &["--expires-in", "1s"]),
         revoked,
     }
-}
-
-async fn call(
-    server: &TestServer,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .http()
-        .request(method, format!("{}{path}", server.url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn get(server: &TestServer, path: &str, token: Option<&str>) -> (u16, Value) {
-    call(server, reqwest::Method::GET, path, token, None).await
-}
-
-async fn post(server: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    call(server, reqwest::Method::POST, path, token, Some(body)).await
 }
 
 async fn start() -> (TestServer, Tokens, tempfile::TempDir) {

@@ -181,3 +181,64 @@ impl Drop for TestServer {
         self.kill();
     }
 }
+
+/// Makes a token in the database with the CLI; returns it.
+pub fn token(db: &Path, name: &str, role: &str, extra: &[&str]) -> String {
+    let output = Command::new(binary())
+        .args([
+            "--json",
+            "token",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--database",
+        ])
+        .arg(db)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    created["token"].as_str().unwrap().to_owned()
+}
+
+pub async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server
+        .http()
+        .request(method, format!("{}{path}", server.url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn get(server: &TestServer, path: &str, token: Option<&str>) -> (u16, Value) {
+    call(server, reqwest::Method::GET, path, token, None).await
+}
+
+pub async fn post(
+    server: &TestServer,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    call(server, reqwest::Method::POST, path, token, Some(body)).await
+}

@@ -59,6 +59,19 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Wakes every waiter (changes may have been missed): each looks again.
+    pub fn notify_all(&self) {
+        let senders: Vec<watch::Sender<()>> = match self.waiters.lock() {
+            Ok(waiters) => waiters.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for sender in senders {
+            sender.send_replace(());
+        }
+    }
+}
+
 impl Subscription {
     /// Resolves once the request changed after the subscription was made.
     pub async fn changed(&mut self) {

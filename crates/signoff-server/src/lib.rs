@@ -104,7 +104,7 @@ impl FromRef<AppState> for Service {
 pub struct ServeConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// A SQLite path or `sqlite:` URL.
+    /// A SQLite path or `sqlite:` URL, or a `postgres://` URL.
     pub database: String,
     /// Commit durability for SQLite.
     pub durability: Durability,
@@ -116,6 +116,8 @@ pub struct ServeConfig {
     pub auth: AuthSetting,
     /// Writes (POSTs) allowed per token per second (bursts of twice that).
     pub write_rate: std::num::NonZeroU32,
+    /// With PostgreSQL: how long a replica's claim on a run lasts.
+    pub run_lease: std::time::Duration,
 }
 
 /// `--auth`: whether API calls need a token.
@@ -180,16 +182,21 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
     metrics::set_global_recorder(recorder).ok().map(|()| handle)
 }
 
-/// Opens the store named by `database`: a file path or a `sqlite:` URL.
-pub fn open_store(
+/// Opens the store named by `database`: a `postgres://` URL (PostgreSQL,
+/// shared by replicas), or else a SQLite file path or `sqlite:` URL.
+pub async fn open_store(
     database: &str,
     durability: Durability,
+    run_lease: std::time::Duration,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn Store>> {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        anyhow::bail!(
-            "PostgreSQL is not supported by this build yet; use a SQLite file path or sqlite: URL"
-        );
+        let mut options = signoff_postgres::PgOptions::new(database);
+        options.lease = run_lease;
+        let store = signoff_postgres::PgStore::open(options, clock)
+            .await
+            .context("failed to open the PostgreSQL database")?;
+        return Ok(Arc::new(store));
     }
     let path = database
         .strip_prefix("sqlite://")
@@ -239,7 +246,13 @@ pub async fn run(
 /// resume unfinished runs, serve until a signal.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(&config.database, config.durability, clock.clone())?;
+    let store = open_store(
+        &config.database,
+        config.durability,
+        config.run_lease,
+        clock.clone(),
+    )
+    .await?;
     let auth_mode = config.auth.resolve(config.listen)?;
     let auth = Auth {
         mode: auth_mode,

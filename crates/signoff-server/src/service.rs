@@ -16,7 +16,7 @@ use signoff_core::{
     Verdict, canonical_json,
 };
 use signoff_policy::{Facts, Policies, RuleError};
-use signoff_store::{Created, IdempotencyKey, ListQuery, Page, Store, StoreError};
+use signoff_store::{ChangeListener, Created, IdempotencyKey, ListQuery, Page, Store, StoreError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -50,9 +50,10 @@ pub(crate) struct SweeperSignal {
 }
 
 impl Service {
-    /// A service over `store`.
+    /// A service over `store`. With a database shared by replicas, changes
+    /// made by the others wake this one's waiters and sweeper too.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self {
+        let service = Self {
             store,
             clock,
             hub: Hub::default(),
@@ -62,7 +63,12 @@ impl Service {
             }),
             closing: Arc::new(watch::channel(false).0),
             policies: Policies::default(),
-        }
+        };
+        service.store.watch(Arc::new(RemoteChanges {
+            hub: service.hub.clone(),
+            sweeper: service.sweeper.clone(),
+        }));
+        service
     }
 
     /// The same service, choosing each new request's approval plan with
@@ -260,6 +266,30 @@ impl Service {
                 () = closed(&mut closing) => return Ok(latest),
             }
         }
+    }
+}
+
+/// Changes made by other replicas, as the store reports them.
+struct RemoteChanges {
+    hub: Hub,
+    sweeper: Arc<SweeperSignal>,
+}
+
+impl ChangeListener for RemoteChanges {
+    fn changed(&self, id: Uuid, expires_at: Option<chrono::DateTime<chrono::Utc>>) {
+        self.hub.notify(id);
+        // A request made elsewhere that expires before our sweeper wakes:
+        // if its replica dies, ours must expire it on time.
+        if let Some(at) = expires_at
+            && at.timestamp_micros() < self.sweeper.next_wake.load(Ordering::Acquire)
+        {
+            self.sweeper.nudge.send_replace(());
+        }
+    }
+
+    fn missed(&self) {
+        self.hub.notify_all();
+        self.sweeper.nudge.send_replace(());
     }
 }
 

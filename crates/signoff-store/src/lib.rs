@@ -16,6 +16,7 @@ use signoff_core::{
 };
 use uuid::Uuid;
 
+pub mod codec;
 #[cfg(feature = "test-suite")]
 pub mod suite;
 
@@ -121,6 +122,18 @@ pub struct AuditReport {
     pub broken: Option<ChainBreak>,
 }
 
+/// Told about changes other processes made to a shared database (another
+/// replica decided a request, or created one), so this process can wake its
+/// own waiters.
+pub trait ChangeListener: Send + Sync + 'static {
+    /// Request `id` changed (created, signed, decided or expired); it
+    /// expires at `expires_at`.
+    fn changed(&self, id: Uuid, expires_at: Option<DateTime<Utc>>);
+    /// Changes may have been missed (the connection that carries them was
+    /// lost and is back): every waiter should look again.
+    fn missed(&self);
+}
+
 /// A Signoff database.
 ///
 /// Every method that changes a request applies the transition from
@@ -208,4 +221,37 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token (a second revoke changes nothing); `None` when there
     /// is no such token.
     async fn revoke_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Whether several server processes (replicas) may share this
+    /// database. Then runs are driven under leases ([`Store::claim_runs`])
+    /// and changes made elsewhere arrive through [`Store::watch`].
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// For a shared database: how long a claim on a run lasts unless
+    /// renewed ([`Store::renew_runs`] must run well within it).
+    fn run_lease(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Starts telling `listener` about changes other processes make; a
+    /// database only one process opens has none to tell.
+    fn watch(&self, listener: std::sync::Arc<dyn ChangeListener>) {
+        let _ = listener;
+    }
+
+    /// For a shared database: claims up to `limit` unfinished runs that no
+    /// live replica drives (their lease ran out), for this process, and
+    /// returns them. Of two replicas claiming at once, each run goes to one.
+    async fn claim_runs(&self, limit: u32) -> StoreResult<Vec<Run>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// For a shared database: extends the leases of the runs this process
+    /// drives (and stops them being claimed by another).
+    async fn renew_runs(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }

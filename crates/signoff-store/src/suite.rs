@@ -476,3 +476,72 @@ pub async fn expiry(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert_eq!(events, [AuditEvent::Created, AuditEvent::Expired]);
     assert!(store.verify_audit().await.unwrap().broken.is_none());
 }
+
+/// Declares one test per suite function for a backend. `$open` is an async
+/// fn returning `(Arc<dyn Store>, Arc<ManualClock>, guard)`: a fresh, empty
+/// store, the clock it was opened with, and whatever must live as long as
+/// the store (a temporary directory, a scratch database).
+#[macro_export]
+macro_rules! suite_tests {
+    ($open:path) => {
+        #[tokio::test]
+        async fn create_read_decide() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::create_read_decide(store).await;
+        }
+
+        #[tokio::test]
+        async fn approve_with_edits() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::approve_with_edits(store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn runs() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::runs(store).await;
+        }
+
+        #[tokio::test]
+        async fn list_by_requester() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::list_by_requester(store).await;
+        }
+
+        #[tokio::test]
+        async fn tokens() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::tokens(store).await;
+        }
+
+        #[tokio::test]
+        async fn list_pages() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::list_pages(store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn racing_decisions() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::racing_decisions(store).await;
+        }
+
+        #[tokio::test]
+        async fn idempotent_create() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::idempotent_create(store).await;
+        }
+
+        #[tokio::test]
+        async fn expiry() {
+            let (store, clock, _guard) = $open().await;
+            $crate::suite::expiry(store, clock).await;
+        }
+
+        #[tokio::test]
+        async fn approval_plans() {
+            let (store, _clock, _guard) = $open().await;
+            $crate::suite::approval_plans(store).await;
+        }
+    };
+}

@@ -185,38 +185,80 @@ impl Engine {
     }
 
     /// Picks up every run that is not over, after a restart. Returns how
-    /// many were resumed.
+    /// many were resumed. With a database shared by replicas, it takes only
+    /// the runs no live replica drives, and keeps doing so: a background
+    /// task renews this replica's leases and claims the runs of replicas
+    /// that stopped renewing theirs (they died).
     pub async fn resume(&self) -> Result<usize, StoreError> {
-        let runs = self.inner.store.unfinished_runs().await?;
+        let store = &self.inner.store;
+        let runs = match store.run_lease() {
+            Some(_) => store.claim_runs(CLAIM_BATCH).await?,
+            None => store.unfinished_runs().await?,
+        };
         let count = runs.len();
         for run in runs {
-            if run.status == RunStatus::Executing {
-                // Claimed, but no result was recorded: it may or may not
-                // have run. A person decides; it never runs again on its own.
-                let mut unknown = run.clone();
-                unknown.status = RunStatus::ExecutionUnknown;
-                unknown.error = Some(
-                    "the server stopped while executing: whether the action ran is unknown".into(),
-                );
-                unknown.updated_at = self.inner.clock.now();
-                let record =
-                    self.record(&run, Stage::Execute, false, json!({"error": unknown.error}));
-                match self
-                    .inner
-                    .store
-                    .advance_run(unknown, RunStatus::Executing, Some(record))
-                    .await
-                {
-                    Ok(_) | Err(StoreError::RunMoved { .. }) => {}
-                    Err(error) => return Err(error),
-                }
-                self.notify(run.id);
-            } else {
-                tracing::info!(run = %run.id, status = %run.status, "resuming run");
-                self.spawn(run);
-            }
+            self.take_over(run).await?;
+        }
+        if let Some(lease) = store.run_lease() {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.keep_leases(lease).await });
         }
         Ok(count)
+    }
+
+    /// Drives a run found unfinished, unless it was executing: then whether
+    /// the action ran is unknown, and it is never executed again on its own.
+    async fn take_over(&self, run: Run) -> Result<(), StoreError> {
+        if run.status != RunStatus::Executing {
+            tracing::info!(run = %run.id, status = %run.status, "resuming run");
+            self.spawn(run);
+            return Ok(());
+        }
+        let mut unknown = run.clone();
+        unknown.status = RunStatus::ExecutionUnknown;
+        unknown.error =
+            Some("the server stopped while executing: whether the action ran is unknown".into());
+        unknown.updated_at = self.inner.clock.now();
+        let record = self.record(&run, Stage::Execute, false, json!({"error": unknown.error}));
+        match self
+            .inner
+            .store
+            .advance_run(unknown, RunStatus::Executing, Some(record))
+            .await
+        {
+            Ok(_) | Err(StoreError::RunMoved { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        self.notify(run.id);
+        Ok(())
+    }
+
+    /// The lease heartbeat of a replica: every third of a lease, renew ours
+    /// and claim the runs whose lease ran out. Ends at shutdown.
+    async fn keep_leases(&self, lease: Duration) {
+        let beat = (lease / 3).max(Duration::from_millis(100));
+        let mut closing = self.inner.closing.subscribe();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(beat) => {}
+                () = closed(&mut closing) => return,
+            }
+            if let Err(error) = self.inner.store.renew_runs().await {
+                tracing::warn!(%error, "cannot renew run leases");
+                continue;
+            }
+            match self.inner.store.claim_runs(CLAIM_BATCH).await {
+                Ok(runs) => {
+                    for run in runs {
+                        tracing::info!(run = %run.id, "claimed a run whose replica stopped");
+                        if let Err(error) = self.take_over(run).await {
+                            tracing::warn!(%error, "cannot take over a run");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot claim orphaned runs"),
+            }
+        }
     }
 
     /// Stops claiming executions and ends run long polls; call
@@ -702,6 +744,9 @@ impl Drop for InFlight<'_> {
 fn describe(error: &ConnectorError) -> String {
     error.to_string()
 }
+
+/// Runs claimed per store call when taking over from dead replicas.
+const CLAIM_BATCH: u32 = 32;
 
 /// Resolves once `closing` says true (or its sender is gone).
 async fn closed(closing: &mut watch::Receiver<bool>) {

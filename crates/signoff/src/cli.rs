@@ -111,7 +111,7 @@ pub enum TokenCommand {
 /// The database the token commands work on.
 #[derive(Debug, Args)]
 pub struct DatabaseArg {
-    /// The server's database: a SQLite file path or `sqlite:` URL.
+    /// The server's database: a SQLite file path, `sqlite:` URL or `postgres://` URL.
     #[arg(long, env = "SIGNOFF_DATABASE_URL", default_value = "signoff.db")]
     pub database: String,
 }
@@ -226,7 +226,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGNOFF_LISTEN", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
     pub listen: SocketAddr,
 
-    /// Database: a SQLite file path or `sqlite:` URL.
+    /// Database: a SQLite file path or `sqlite:` URL, or a `postgres://` URL
+    /// (PostgreSQL: several replicas may share it).
     #[arg(long, env = "SIGNOFF_DATABASE_URL", default_value = "signoff.db")]
     pub database: String,
 
@@ -260,6 +261,17 @@ pub struct ServeArgs {
     /// are answered 429 with Retry-After.
     #[arg(long, env = "SIGNOFF_WRITE_RATE", default_value = "50")]
     pub write_rate: std::num::NonZeroU32,
+
+    /// With PostgreSQL: how long a replica's claim on a workflow run lasts
+    /// unless renewed (every third of it). A replica that dies has its
+    /// runs taken over by another this long after its last renewal.
+    #[arg(
+        long,
+        env = "SIGNOFF_RUN_LEASE",
+        default_value = "15s",
+        value_name = "DURATION"
+    )]
+    pub run_lease: String,
 }
 
 /// `--auth`.

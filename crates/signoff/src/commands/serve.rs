@@ -25,6 +25,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         ))
         .into());
     }
+    let run_lease = parse_duration("--run-lease", &args.run_lease)?;
+    if run_lease < std::time::Duration::from_secs(1) {
+        return Err(UsageError::new("--run-lease: must be at least 1s").into());
+    }
     let config = ServeConfig {
         listen: args.listen,
         database: args.database,
@@ -40,6 +44,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
             AuthArg::Off => AuthSetting::Off,
         },
         write_rate: args.write_rate,
+        run_lease,
     };
     signoff_server::serve(config).await?;
     Ok(Outcome::Success)

@@ -19,7 +19,7 @@ use crate::output::{self, BOLD, DIM};
 pub async fn run(command: TokenCommand, json: bool) -> anyhow::Result<Outcome> {
     match command {
         TokenCommand::Create(args) => {
-            let store = open(&args.database.database)?;
+            let store = open(&args.database.database).await?;
             let name = args.name.trim().to_owned();
             if name.is_empty() || name.chars().count() > 200 {
                 return Err(UsageError::new("--name: 1 to 200 characters").into());
@@ -61,7 +61,7 @@ pub async fn run(command: TokenCommand, json: bool) -> anyhow::Result<Outcome> {
             Ok(Outcome::Success)
         }
         TokenCommand::List(args) => {
-            let store = open(&args.database)?;
+            let store = open(&args.database).await?;
             let tokens = store.tokens().await?;
             if json {
                 let list: Vec<_> = tokens
@@ -104,7 +104,7 @@ pub async fn run(command: TokenCommand, json: bool) -> anyhow::Result<Outcome> {
             Ok(Outcome::Success)
         }
         TokenCommand::Revoke(args) => {
-            let store = open(&args.database.database)?;
+            let store = open(&args.database.database).await?;
             match store.revoke_token(&args.id).await? {
                 Some(token) => {
                     anstream::println!("Revoked {} ({})", token.id, token.name);
@@ -116,7 +116,9 @@ pub async fn run(command: TokenCommand, json: bool) -> anyhow::Result<Outcome> {
     }
 }
 
-fn open(database: &str) -> anyhow::Result<Arc<dyn Store>> {
+async fn open(database: &str) -> anyhow::Result<Arc<dyn Store>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    signoff_server::open_store(database, Durability::Full, clock)
+    // Token commands drive no runs: the lease is never used.
+    let lease = std::time::Duration::from_secs(15);
+    signoff_server::open_store(database, Durability::Full, lease, clock).await
 }

@@ -1,0 +1,364 @@
+//! How domain values are laid out in a row, for every SQL backend: plain
+//! columns (text, integers, JSON text) in, domain values out, with one
+//! error for anything that does not decode. Each backend only moves these
+//! fields to and from its driver.
+//!
+//! Timestamps are microseconds since the Unix epoch; JSON is the text
+//! serde_json writes; digests are lowercase hex.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use signoff_core::{
+    ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, Decision, Digest, Request, Role, Run,
+    RunStatus, Stage, StageRecord, Status, TokenRecord, canonical_json, format_time,
+};
+use uuid::Uuid;
+
+use crate::{StoreError, StoreResult};
+
+/// A stored value that does not decode: a bug or tampering.
+pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {detail}"))
+}
+
+/// A timestamp as stored.
+pub fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// A stored timestamp.
+pub fn from_micros(what: &str, value: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(value).ok_or_else(|| corrupt(what, value))
+}
+
+fn object(what: &str, text: &str) -> StoreResult<Map<String, Value>> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+fn json(what: &str, text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+fn digest(what: &str, hex: &str) -> StoreResult<Digest> {
+    Digest::from_hex(hex).ok_or_else(|| corrupt(what, hex))
+}
+
+/// The columns of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // one field per column, named as the column
+pub struct RequestRow {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub proposed_action: String,
+    pub requester: String,
+    pub labels: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub status: String,
+    pub reviewer: Option<String>,
+    pub decided_at: Option<i64>,
+    pub comment: Option<String>,
+    pub rejection_reason: Option<String>,
+    pub edited_action: Option<String>,
+    pub action_hash: Option<String>,
+    pub plan: Option<String>,
+    pub approvals: Option<String>,
+    pub stage: Option<String>,
+}
+
+impl RequestRow {
+    /// The row of `request`.
+    pub fn encode(request: &Request) -> StoreResult<Self> {
+        let decision = request.decision.as_ref();
+        Ok(Self {
+            id: request.id,
+            title: request.title.clone(),
+            description: request.description.clone(),
+            proposed_action: text("proposed_action", &request.proposed_action)?,
+            requester: request.requester.clone(),
+            labels: text("labels", &request.labels)?,
+            created_at: micros(request.created_at),
+            expires_at: micros(request.expires_at),
+            status: request.status.as_str().to_owned(),
+            reviewer: decision.and_then(|d| d.reviewer.clone()),
+            decided_at: decision.map(|d| micros(d.decided_at)),
+            comment: decision.and_then(|d| d.comment.clone()),
+            rejection_reason: decision.and_then(|d| d.rejection_reason.clone()),
+            edited_action: decision
+                .and_then(|d| d.edited_action.as_ref())
+                .map(|edit| text("edited_action", edit))
+                .transpose()?,
+            action_hash: decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
+            // The default plan and no sign-offs are stored as nothing.
+            plan: (!request.plan.is_single())
+                .then(|| text("plan", &request.plan))
+                .transpose()?,
+            approvals: (!request.approvals.is_empty())
+                .then(|| text("approvals", &request.approvals))
+                .transpose()?,
+            stage: decision.and_then(|d| d.stage.clone()),
+        })
+    }
+
+    /// The request in this row.
+    pub fn decode(self) -> StoreResult<Request> {
+        let status = Status::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?;
+        let decision = match self.decided_at {
+            Some(at) => Some(Decision {
+                reviewer: self.reviewer,
+                decided_at: from_micros("decided_at", at)?,
+                comment: self.comment,
+                rejection_reason: self.rejection_reason,
+                edited_action: self
+                    .edited_action
+                    .map(|t| object("edited_action", &t))
+                    .transpose()?,
+                action_hash: self
+                    .action_hash
+                    .map(|h| digest("action_hash", &h))
+                    .transpose()?,
+                stage: self.stage,
+            }),
+            None => None,
+        };
+        Ok(Request {
+            id: self.id,
+            title: self.title,
+            description: self.description,
+            proposed_action: object("proposed_action", &self.proposed_action)?,
+            requester: self.requester,
+            labels: serde_json::from_str(&self.labels).map_err(|e| corrupt("labels", e))?,
+            created_at: from_micros("created_at", self.created_at)?,
+            expires_at: from_micros("expires_at", self.expires_at)?,
+            status,
+            decision,
+            plan: match self.plan {
+                Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("plan", e))?,
+                None => ApprovalPlan::single(),
+            },
+            approvals: match self.approvals {
+                Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("approvals", e))?,
+                None => Vec::new(),
+            },
+        })
+    }
+}
+
+/// `value` as JSON text.
+fn text<T: serde::Serialize + ?Sized>(what: &str, value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| corrupt(what, e))
+}
+
+/// The columns of an audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // one field per column
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: String,
+    pub event: String,
+    pub request_id: Uuid,
+    pub title: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub comment: Option<String>,
+    pub action: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+    pub original_action: Option<String>,
+    pub stage: Option<String>,
+}
+
+impl AuditRow {
+    /// The row of `entry`.
+    pub fn encode(entry: &AuditEntry) -> Self {
+        let r = &entry.record;
+        Self {
+            seq: entry.seq,
+            at: format_time(r.at),
+            event: r.event.as_str().to_owned(),
+            request_id: r.request_id,
+            title: r.title.clone(),
+            actor: r.actor.clone(),
+            reason: r.reason.clone(),
+            comment: r.comment.clone(),
+            action: r.action.as_ref().map(canonical_json),
+            prev_hash: entry.prev_hash.to_hex(),
+            hash: entry.hash.to_hex(),
+            original_action: r.original_action.as_ref().map(canonical_json),
+            stage: r.stage.clone(),
+        }
+    }
+
+    /// The entry in this row.
+    pub fn decode(self) -> StoreResult<AuditEntry> {
+        Ok(AuditEntry {
+            seq: self.seq,
+            record: AuditRecord {
+                event: AuditEvent::parse(&self.event)
+                    .ok_or_else(|| corrupt("audit event", &self.event))?,
+                at: DateTime::parse_from_rfc3339(&self.at)
+                    .map_err(|e| corrupt("audit time", e))?
+                    .with_timezone(&Utc),
+                request_id: self.request_id,
+                title: self.title,
+                actor: self.actor,
+                reason: self.reason,
+                comment: self.comment,
+                action: self.action.map(|a| json("audit action", &a)).transpose()?,
+                original_action: self
+                    .original_action
+                    .map(|a| json("audit original action", &a))
+                    .transpose()?,
+                stage: self.stage,
+            },
+            prev_hash: digest("prev_hash", &self.prev_hash)?,
+            hash: digest("hash", &self.hash)?,
+        })
+    }
+}
+
+/// The columns of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // one field per column
+pub struct RunRow {
+    pub id: Uuid,
+    pub workflow: String,
+    pub input: String,
+    pub status: String,
+    pub attempt: i64,
+    pub draft: Option<String>,
+    pub request_id: Option<Uuid>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_by: Option<String>,
+}
+
+impl RunRow {
+    /// The row of `run`.
+    pub fn encode(run: &Run) -> Self {
+        Self {
+            id: run.id,
+            workflow: run.workflow.clone(),
+            input: run.input.to_string(),
+            status: run.status.as_str().to_owned(),
+            attempt: i64::from(run.attempt),
+            draft: run.draft.as_ref().map(Value::to_string),
+            request_id: run.request_id,
+            result: run.result.as_ref().map(Value::to_string),
+            error: run.error.clone(),
+            created_at: micros(run.created_at),
+            updated_at: micros(run.updated_at),
+            started_by: run.started_by.clone(),
+        }
+    }
+
+    /// The run in this row.
+    pub fn decode(self) -> StoreResult<Run> {
+        Ok(Run {
+            id: self.id,
+            workflow: self.workflow,
+            input: json("run input", &self.input)?,
+            status: RunStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("run status", &self.status))?,
+            attempt: u32::try_from(self.attempt).map_err(|e| corrupt("run attempt", e))?,
+            draft: self.draft.map(|d| json("run draft", &d)).transpose()?,
+            request_id: self.request_id,
+            result: self.result.map(|r| json("run result", &r)).transpose()?,
+            error: self.error,
+            created_at: from_micros("run created_at", self.created_at)?,
+            updated_at: from_micros("run updated_at", self.updated_at)?,
+            started_by: self.started_by,
+        })
+    }
+}
+
+/// The columns of a run's stage record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // one field per column
+pub struct StageRow {
+    pub run_id: Uuid,
+    pub attempt: i64,
+    pub stage: String,
+    pub ok: bool,
+    pub at: i64,
+    pub detail: String,
+}
+
+impl StageRow {
+    /// The row of `record`.
+    pub fn encode(record: &StageRecord) -> Self {
+        Self {
+            run_id: record.run_id,
+            attempt: i64::from(record.attempt),
+            stage: record.stage.as_str().to_owned(),
+            ok: record.ok,
+            at: micros(record.at),
+            detail: record.detail.to_string(),
+        }
+    }
+
+    /// The record in this row.
+    pub fn decode(self) -> StoreResult<StageRecord> {
+        Ok(StageRecord {
+            run_id: self.run_id,
+            attempt: u32::try_from(self.attempt).map_err(|e| corrupt("stage attempt", e))?,
+            stage: Stage::parse(&self.stage).ok_or_else(|| corrupt("stage", &self.stage))?,
+            ok: self.ok,
+            at: from_micros("stage time", self.at)?,
+            detail: json("stage detail", &self.detail)?,
+        })
+    }
+}
+
+/// The columns of an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // one field per column
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub groups: String,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    /// The row of `token`.
+    pub fn encode(token: &TokenRecord) -> StoreResult<Self> {
+        Ok(Self {
+            id: token.id.clone(),
+            name: token.name.clone(),
+            role: token.role.as_str().to_owned(),
+            groups: serde_json::to_string(&token.groups).map_err(|e| corrupt("groups", e))?,
+            secret_hash: token.secret_hash.to_hex(),
+            created_at: micros(token.created_at),
+            expires_at: token.expires_at.map(micros),
+            revoked_at: token.revoked_at.map(micros),
+        })
+    }
+
+    /// The token in this row.
+    pub fn decode(self) -> StoreResult<TokenRecord> {
+        Ok(TokenRecord {
+            id: self.id,
+            name: self.name,
+            role: Role::parse(&self.role).ok_or_else(|| corrupt("token role", &self.role))?,
+            groups: serde_json::from_str(&self.groups).map_err(|e| corrupt("token groups", e))?,
+            secret_hash: digest("token hash", &self.secret_hash)?,
+            created_at: from_micros("token created_at", self.created_at)?,
+            expires_at: self
+                .expires_at
+                .map(|at| from_micros("token expires_at", at))
+                .transpose()?,
+            revoked_at: self
+                .revoked_at
+                .map(|at| from_micros("token revoked_at", at))
+                .transpose()?,
+        })
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check Signoff has, from a fresh clone, with nothing set up by hand:
 # formatting, lints, and the whole test suite (unit, store suite, HTTP
-# integration, CLI, crash, and the schemathesis fuzz of the OpenAPI document).
+# integration, CLI, crash, and the schemathesis fuzz of the OpenAPI document),
+# once on SQLite and once more on PostgreSQL, plus the replica tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,11 +21,42 @@ export SIGNOFF_VENV="$venv"
 # The tests that need these tools fail instead of skipping when they are missing.
 export SIGNOFF_REQUIRE_TOOLS=1
 
+# PostgreSQL for the PostgreSQL backend and the replica tests: the local
+# server, started when it is not running (installed from Debian's packages
+# when it is missing).
+export SIGNOFF_TEST_POSTGRES="${SIGNOFF_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    step "installing PostgreSQL from Debian's packages"
+    as_root apt-get install -y -q postgresql postgresql-client >/dev/null
+  fi
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  step "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+fi
+if ! psql "$SIGNOFF_TEST_POSTGRES" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+  # A fresh Debian cluster asks for passwords over TCP: trust loopback, for tests.
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  step "letting the tests connect over loopback ($hba)"
+  as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  sleep 1
+fi
+# Scratch databases of earlier runs.
+psql "$SIGNOFF_TEST_POSTGRES" -qAtc "SELECT datname FROM pg_database WHERE datname LIKE 'signoff_test_%'" \
+  | while read -r db; do psql "$SIGNOFF_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
+step "cargo test (SQLite; the store suite and the replica tests also on PostgreSQL)"
 cargo test --workspace --locked
+
+step "the server tests again, every one on PostgreSQL"
+SIGNOFF_TEST_BACKEND=postgres cargo test --locked -p signoff

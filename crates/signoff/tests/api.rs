@@ -499,11 +499,11 @@ async fn audit_verify_names_the_edited_entry() {
     let database = server.database.clone();
     let dir = server.take_dir();
     server.kill();
-    {
-        let conn = rusqlite::Connection::open(&database).unwrap();
-        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4", [])
-            .unwrap();
-    }
+    common::execute_sql(
+        &database,
+        "UPDATE audit_log SET actor = 'mallory' WHERE seq = 4",
+    )
+    .await;
     let server = TestServer::start_on(&database).await;
     let (_, report) = server.get("/v1/audit/verify").await;
     assert_eq!(report["ok"], false);
@@ -512,13 +512,11 @@ async fn audit_verify_names_the_edited_entry() {
     drop(server);
 
     // Removing an entry is named too.
-    {
-        let conn = rusqlite::Connection::open(&database).unwrap();
-        conn.execute("UPDATE audit_log SET actor = 'alice' WHERE seq = 4", [])
-            .unwrap();
-        conn.execute("DELETE FROM audit_log WHERE seq = 2", [])
-            .unwrap();
-    }
+    common::execute_sql(
+        &database,
+        "UPDATE audit_log SET actor = 'alice' WHERE seq = 4; DELETE FROM audit_log WHERE seq = 2",
+    )
+    .await;
     let server = TestServer::start_on(&database).await;
     let (_, report) = server.get("/v1/audit/verify").await;
     assert_eq!(report["broken"]["seq"], 3, "{report}");

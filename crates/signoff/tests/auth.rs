@@ -43,7 +43,7 @@ fn tokens(db: &Path) -> Tokens {
 
 async fn start() -> (TestServer, Tokens, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("signoff.db");
+    let db = common::fresh_database(dir.path()).await;
     let tokens = tokens(&db);
     let server = TestServer::start_on_with(&db, &["--auth", "on"]).await;
     (server, tokens, dir)
@@ -244,7 +244,7 @@ async fn nobody_approves_their_own_request() {
 #[tokio::test]
 async fn whoever_starts_a_run_cannot_approve_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("signoff.db");
+    let db = common::fresh_database(dir.path()).await;
     let t = tokens(&db);
     let config = dir.path().join("signoff.yaml");
     std::fs::write(
@@ -332,7 +332,7 @@ async fn auth_off_is_refused_beyond_loopback() {
 #[tokio::test]
 async fn writes_beyond_a_tokens_rate_get_429() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("signoff.db");
+    let db = common::fresh_database(dir.path()).await;
     let agent = token(&db, "busy-bot", "agent", &[]);
     let calm = token(&db, "calm-bot", "agent", &[]);
     let server = TestServer::start_on_with(&db, &["--auth", "on", "--write-rate", "1"]).await;

@@ -50,7 +50,7 @@ struct People {
 
 async fn start() -> (TestServer, People, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("signoff.db");
+    let db = common::fresh_database(dir.path()).await;
     let config = dir.path().join("signoff.yaml");
     std::fs::write(&config, CONFIG).unwrap();
     let finance = ["--group", "finance"];

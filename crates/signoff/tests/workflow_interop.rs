@@ -82,6 +82,8 @@ struct World {
     dir: tempfile::TempDir,
     config: PathBuf,
     applied: PathBuf,
+    /// Made on first use, then the same across restarts.
+    database: tokio::sync::OnceCell<PathBuf>,
 }
 
 fn world(venv: &Path) -> World {
@@ -132,13 +134,17 @@ workflows:
         dir,
         config,
         applied,
+        database: tokio::sync::OnceCell::new(),
     }
 }
 
 impl World {
     async fn server(&self) -> TestServer {
-        let database = self.dir.path().join("signoff.db");
-        TestServer::start_on_with(&database, &["--config", self.config.to_str().unwrap()]).await
+        let database = self
+            .database
+            .get_or_init(|| common::fresh_database(self.dir.path()))
+            .await;
+        TestServer::start_on_with(database, &["--config", self.config.to_str().unwrap()]).await
     }
 
     fn applied(&self) -> Vec<Value> {

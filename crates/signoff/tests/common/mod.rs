@@ -22,6 +22,39 @@ pub struct TestServer {
     http: reqwest::Client,
 }
 
+/// Which backend the tests run on: `SIGNOFF_TEST_BACKEND=postgres` runs
+/// every server test on scratch PostgreSQL databases; otherwise SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("SIGNOFF_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A new, empty database for a server: a SQLite file in `dir`, or a
+/// scratch PostgreSQL database (its URL, as a path, is what `--database`
+/// takes).
+pub async fn fresh_database(dir: &Path) -> PathBuf {
+    if on_postgres() {
+        PathBuf::from(signoff_postgres::testing::scratch_database().await)
+    } else {
+        dir.join("signoff.db")
+    }
+}
+
+/// Runs `sql` directly on a server's database (to tamper with it).
+pub async fn execute_sql(database: &Path, sql: &str) {
+    let name = database.to_string_lossy().into_owned();
+    if name.starts_with("postgres://") {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&name).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        let conn = rusqlite::Connection::open(database).unwrap();
+        conn.execute_batch(sql).unwrap();
+    }
+}
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_signoff")
@@ -36,7 +69,7 @@ impl TestServer {
     /// A server over a new, empty database, with extra `serve` flags.
     pub async fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database = dir.path().join("signoff.db");
+        let database = fresh_database(dir.path()).await;
         let mut server = Self::launch(&database, args).await;
         server._dir = Some(dir);
         server

@@ -5,6 +5,7 @@
 #
 #   bench/run.sh                     # defaults below
 #   DURATION=30s SEED=1000000 bench/run.sh
+#   DATABASE=postgres://postgres@127.0.0.1/signoff_bench bench/run.sh   # on PostgreSQL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
 SEED="${SEED:-1000000}"
 WAKEUPS="${WAKEUPS:-2000}"
+DATABASE="${DATABASE:-}"   # empty: a fresh SQLite file
 OUT="bench/out"
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
@@ -45,10 +47,11 @@ non2xx() { local n; n=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$1"); echo
 pct() { awk -v p="$2" '$1 == p"%" {print $2}' "$1"; }
 
 ECHO=$(start echo "echo listening on" "$BIN/echo-server")
+DB="${DATABASE:-$TMP/bench.db}"
 SIGNOFF=$(start signoff "signoff listening on" \
-  "$BIN/signoff" serve --listen 127.0.0.1:0 --database "$TMP/bench.db" --durability full)
+  "$BIN/signoff" serve --listen 127.0.0.1:0 --database "$DB" --durability full)
 SIGNOFF_PID=$(cat "$TMP/signoff.pid")
-echo "echo: $ECHO  signoff: $SIGNOFF (pid $SIGNOFF_PID, $TMP/bench.db, synchronous=FULL)"
+echo "echo: $ECHO  signoff: $SIGNOFF (pid $SIGNOFF_PID, $DB)"
 
 wrk_run() { # name, url, extra args...
   local name="$1" url="$2"; shift 2
@@ -73,7 +76,7 @@ wrk -t"$THREADS" -c8 -d"$DURATION" --latency \
 echo "  pending: $(rps "$OUT/pending.txt") req/s, p50 $(pct "$OUT/pending.txt" 50), p99 $(pct "$OUT/pending.txt" 99)"
 
 echo "== the store alone (no HTTP): 200000 creates from 64 tasks"
-"$BIN/store" "$TMP/store.db" 200000 64 | tee "$OUT/store.txt"
+"$BIN/store" "${DATABASE:-$TMP/store.db}" 200000 64 | tee "$OUT/store.txt"
 
 ECHO_RPS=$(rps "$OUT/echo.txt"); CREATE_RPS=$(rps "$OUT/create.txt")
 CYCLES=$(sed -n 's/.*cycles_per_sec=//p' "$OUT/cycle.txt")

@@ -2,7 +2,7 @@
 //! SQLite backend's group-commit writer takes from many concurrent callers.
 //! Separates the store's ceiling from the HTTP server's in the figures.
 //!
-//! Usage: `store DB_PATH [TOTAL] [CONCURRENCY]`
+//! Usage: `store DB_PATH|POSTGRES_URL [TOTAL] [CONCURRENCY]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,10 +25,20 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(200_000);
     let concurrency: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(64);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-        SqliteOptions::new(path),
-        Arc::new(SystemClock),
-    )?);
+    let store: Arc<dyn Store> = if path.starts_with("postgres://") {
+        Arc::new(
+            signoff_postgres::PgStore::open(
+                signoff_postgres::PgOptions::new(path),
+                Arc::new(SystemClock),
+            )
+            .await?,
+        )
+    } else {
+        Arc::new(SqliteStore::open(
+            SqliteOptions::new(path),
+            Arc::new(SystemClock),
+        )?)
+    };
     let serde_json::Value::Object(action) = serde_json::from_str(
         r#"{"type":"policy_update","changes":{"max_amount_without_approval":5000,"approval_chain":["manager","finance","cfo"]}}"#,
     )?

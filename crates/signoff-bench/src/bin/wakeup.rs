@@ -5,7 +5,9 @@
 //! approve it on another, and time (a) approve answered → waiter answered and
 //! (b) approve sent → waiter answered. Prints percentiles in microseconds.
 //!
-//! Usage: `wakeup URL [N]`
+//! Usage: `wakeup URL [N] [APPROVE_URL]`: with `APPROVE_URL` (another
+//! replica on the same database) the waiter is on `URL` and the approval
+//! is sent to the other replica, so the wake-up crosses processes.
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,9 @@ use signoff_bench::{BODY, micros, quantile};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().context("usage: wakeup URL [N]")?;
+    let url = args.next().context("usage: wakeup URL [N] [APPROVE_URL]")?;
     let n: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(2000);
+    let approve_url = args.next().unwrap_or_else(|| url.clone());
     // Two pools, so waiter and approver never queue behind each other.
     let waiters = reqwest::Client::new();
     let approver = reqwest::Client::new();
@@ -45,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(3)).await;
         let sent = Instant::now();
         let approved = approver
-            .post(format!("{url}/v1/requests/{id}/approve"))
+            .post(format!("{approve_url}/v1/requests/{id}/approve"))
             .json(&serde_json::json!({"reviewer": "bench"}))
             .send()
             .await?;

@@ -33,6 +33,7 @@ fn non_blank(
     if value.trim().is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
+    check_text(field, value)?;
     let chars = value.chars().count();
     if chars > max_chars {
         return Err(ValidationError::new(
@@ -41,6 +42,31 @@ fn non_blank(
         ));
     }
     Ok(value.to_owned())
+}
+
+/// Refuses text no database can keep as text: the NUL character (JSON
+/// may carry it as `\u0000`; PostgreSQL's `text` cannot hold it). Inside
+/// an action it is fine: actions are stored as JSON, where it stays escaped.
+pub fn check_text(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a reviewer's comment: text, at most as long as a description.
+pub fn check_comment(comment: &str) -> Result<(), ValidationError> {
+    check_text("comment", comment)?;
+    if comment.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ValidationError::new(
+            "comment",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// A request's title: 1 to 200 characters, not all white space.
@@ -205,6 +231,7 @@ pub fn check_limits(
     action_field: &'static str,
     action: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), ValidationError> {
+    check_text("description", description)?;
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ValidationError::new(
             "description",
@@ -238,6 +265,15 @@ pub fn check_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_with_a_nul_is_refused() {
+        assert!(Title::parse("a\0b").is_err());
+        assert!(Actor::parse("requester", "\0").is_err());
+        assert!(check_comment("ok").is_ok());
+        assert!(check_comment("x\0").is_err());
+        assert!(check_limits("\0", 0, "proposed_action", &serde_json::Map::new()).is_err());
+    }
 
     #[test]
     fn durations_parse_with_and_without_units() {

@@ -20,9 +20,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use signoff_core::{
-    AuditEntry, AuditRecord, Chain, ChainBreak, ChainFault, Clock, Decided, Digest, Request,
-    RequestDraft, Run, RunStatus, StageRecord, Status, TokenRecord, TransitionError, Verdict,
-    Verifier,
+    AuditEntry, Chain, ChainBreak, ChainFault, Clock, Digest, Request, RequestDraft, Run,
+    RunStatus, StageRecord, Status, TokenRecord, Verdict, Verifier,
 };
 use signoff_store::codec::{
     AuditRow, RequestRow, RunRow, StageRow, TokenRow, corrupt, from_micros, micros,
@@ -32,14 +31,14 @@ use signoff_store::{
     StoreError, StoreResult,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 /// The channel every change is announced on.
-const CHANNEL: &str = "signoff";
+pub(crate) const CHANNEL: &str = "signoff";
 
 macro_rules! request_columns {
     () => {
@@ -68,6 +67,8 @@ macro_rules! token_columns {
         "id, name, role, groups, secret_hash, created_at, expires_at, revoked_at"
     };
 }
+
+mod writer;
 
 const UNFINISHED: &str = "('drafting', 'validating', 'awaiting_approval', 'executing')";
 
@@ -103,6 +104,8 @@ pub struct PgStore {
     owner: String,
     lease: Duration,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The group-commit writer task's queue.
+    writes: tokio::sync::mpsc::Sender<writer::Command>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -113,7 +116,7 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-fn unavailable(error: sqlx::Error) -> StoreError {
+pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(error.to_string())
@@ -137,12 +140,15 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         migrate(&pool).await?;
+        let (writes, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(writer::run(pool.clone(), clock.clone(), queue));
         Ok(Self {
             pool,
             clock,
             owner: Uuid::now_v7().to_string(),
             lease: options.lease,
             listener: Mutex::new(None),
+            writes,
         })
     }
 
@@ -156,29 +162,17 @@ impl PgStore {
         micros(self.clock.now() + lease)
     }
 
-    /// Opens a write transaction holding the head of the audit trail.
-    async fn begin(&self) -> StoreResult<(Transaction<'static, Postgres>, Chain)> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let row = sqlx::query("SELECT last_seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
+    /// Hands `op` to the writer and waits for its commit.
+    async fn write(&self, op: writer::Op) -> StoreResult<writer::Done> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writes
+            .send(writer::Command { op, reply })
             .await
-            .map_err(unavailable)?;
-        let last_seq: i64 = row.try_get(0).map_err(unavailable)?;
-        let hash: String = row.try_get(1).map_err(unavailable)?;
-        let head = Digest::from_hex(&hash).ok_or_else(|| corrupt("audit head hash", &hash))?;
-        Ok((tx, Chain::resume(last_seq, head)))
+            .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?
     }
-}
-
-/// Writes `chain`'s head and commits.
-async fn commit(mut tx: Transaction<'static, Postgres>, chain: &Chain) -> StoreResult<()> {
-    sqlx::query("UPDATE audit_head SET last_seq = $1, hash = $2 WHERE id = 1")
-        .bind(chain.last_seq())
-        .bind(chain.head().to_hex())
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)
 }
 
 async fn migrate(pool: &PgPool) -> StoreResult<()> {
@@ -224,7 +218,7 @@ async fn migrate(pool: &PgPool) -> StoreResult<()> {
     tx.commit().await.map_err(unavailable)
 }
 
-fn request_from_row(row: &PgRow) -> StoreResult<Request> {
+pub(crate) fn request_from_row(row: &PgRow) -> StoreResult<Request> {
     let get = |e: sqlx::Error| corrupt("request row", e);
     RequestRow {
         id: row.try_get("id").map_err(get)?,
@@ -303,7 +297,7 @@ fn token_from_row(row: &PgRow) -> StoreResult<TokenRecord> {
     .decode()
 }
 
-async fn load_request(
+pub(crate) async fn load_request(
     conn: &mut PgConnection,
     id: Uuid,
     for_update: bool,
@@ -329,109 +323,8 @@ async fn load_request(
     row.as_ref().map(request_from_row).transpose()
 }
 
-async fn insert_request(conn: &mut PgConnection, request: &Request) -> StoreResult<()> {
-    let r = RequestRow::encode(request)?;
-    sqlx::query(concat!(
-        "INSERT INTO requests (",
-        request_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-    ))
-    .bind(r.id)
-    .bind(r.title)
-    .bind(r.description)
-    .bind(r.proposed_action)
-    .bind(r.requester)
-    .bind(r.labels)
-    .bind(r.created_at)
-    .bind(r.expires_at)
-    .bind(r.status)
-    .bind(r.reviewer)
-    .bind(r.decided_at)
-    .bind(r.comment)
-    .bind(r.rejection_reason)
-    .bind(r.edited_action)
-    .bind(r.action_hash)
-    .bind(r.plan)
-    .bind(r.approvals)
-    .bind(r.stage)
-    .execute(conn)
-    .await
-    .map_err(unavailable)?;
-    Ok(())
-}
-
-/// The compare-and-set of a transition: only a pending row is written.
-async fn update_decided(conn: &mut PgConnection, request: &Request) -> StoreResult<()> {
-    let r = RequestRow::encode(request)?;
-    let changed = sqlx::query(
-        "UPDATE requests SET status = $2, reviewer = $3, decided_at = $4, comment = $5,
-             rejection_reason = $6, edited_action = $7, action_hash = $8, approvals = $9, stage = $10
-         WHERE id = $1 AND status = 'pending'",
-    )
-    .bind(r.id)
-    .bind(r.status)
-    .bind(r.reviewer)
-    .bind(r.decided_at)
-    .bind(r.comment)
-    .bind(r.rejection_reason)
-    .bind(r.edited_action)
-    .bind(r.action_hash)
-    .bind(r.approvals)
-    .bind(r.stage)
-    .execute(conn)
-    .await
-    .map_err(unavailable)?
-    .rows_affected();
-    if changed != 1 {
-        return Err(StoreError::Corrupt(format!(
-            "request {} was not pending when its decision was written",
-            request.id
-        )));
-    }
-    Ok(())
-}
-
-async fn append(
-    conn: &mut PgConnection,
-    chain: &mut Chain,
-    records: Vec<AuditRecord>,
-) -> StoreResult<()> {
-    for record in records {
-        let r = AuditRow::encode(&chain.append(record));
-        sqlx::query(concat!(
-            "INSERT INTO audit_log (",
-            audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(r.seq)
-        .bind(r.at)
-        .bind(r.event)
-        .bind(r.request_id)
-        .bind(r.title)
-        .bind(r.actor)
-        .bind(r.reason)
-        .bind(r.comment)
-        .bind(r.action)
-        .bind(r.prev_hash)
-        .bind(r.hash)
-        .bind(r.original_action)
-        .bind(r.stage)
-        .execute(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-    }
-    Ok(())
-}
-
-/// Announces a change of `request` to every replica, at commit.
-async fn announce(conn: &mut PgConnection, request: &Request) -> StoreResult<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(format!("{} {}", request.id, micros(request.expires_at)))
-        .execute(conn)
-        .await
-        .map_err(unavailable)?;
-    Ok(())
+fn mismatch() -> StoreError {
+    StoreError::Corrupt("store writer answered the wrong kind of result".into())
 }
 
 #[async_trait::async_trait]
@@ -442,83 +335,23 @@ impl Store for PgStore {
         draft: RequestDraft,
         idempotency: Option<IdempotencyKey>,
     ) -> StoreResult<Created> {
-        let (mut tx, mut chain) = self.begin().await?;
-        if let Some(key) = &idempotency {
-            let row =
-                sqlx::query("SELECT fingerprint, request_id FROM idempotency_keys WHERE key = $1")
-                    .bind(&key.key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-            if let Some(row) = row {
-                let fingerprint: String = row.try_get(0).map_err(unavailable)?;
-                let request_id: Uuid = row.try_get(1).map_err(unavailable)?;
-                if fingerprint != key.fingerprint.to_hex() {
-                    return Err(StoreError::IdempotencyMismatch);
-                }
-                let request = load_request(&mut tx, request_id, false)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "idempotency key points at missing request {request_id}"
-                        ))
-                    })?;
-                return Ok(Created {
-                    request,
-                    replayed: true,
-                });
-            }
+        match self
+            .write(writer::Op::Create {
+                id,
+                draft,
+                idempotency,
+            })
+            .await?
+        {
+            writer::Done::Created(created) => Ok(created),
+            _ => Err(mismatch()),
         }
-        let (request, records) = draft.open(id, self.clock.now());
-        insert_request(&mut tx, &request).await?;
-        append(&mut tx, &mut chain, records).await?;
-        if let Some(key) = idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (key, fingerprint, request_id) VALUES ($1, $2, $3)",
-            )
-            .bind(key.key)
-            .bind(key.fingerprint.to_hex())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        }
-        announce(&mut tx, &request).await?;
-        commit(tx, &chain).await?;
-        Ok(Created {
-            request,
-            replayed: false,
-        })
     }
 
     async fn decide(&self, id: Uuid, verdict: Verdict) -> StoreResult<Request> {
-        let (mut tx, mut chain) = self.begin().await?;
-        let mut request = load_request(&mut tx, id, true)
-            .await?
-            .ok_or(StoreError::NotFound(id))?;
-        let (record, outcome) = match request.decide(verdict, self.clock.now()) {
-            Decided::Applied(record) => (record, None),
-            Decided::ExpiredInstead(record) => (
-                record,
-                Some(TransitionError::Expired {
-                    expires_at: request.expires_at,
-                }),
-            ),
-            // Nothing to write: the transaction rolls back as it drops.
-            Decided::Refused(error) => return Err(error.into()),
-            Decided::Denied(record, error) => {
-                append(&mut tx, &mut chain, vec![record]).await?;
-                commit(tx, &chain).await?;
-                return Err(error.into());
-            }
-        };
-        update_decided(&mut tx, &request).await?;
-        append(&mut tx, &mut chain, vec![record]).await?;
-        announce(&mut tx, &request).await?;
-        commit(tx, &chain).await?;
-        match outcome {
-            None => Ok(request),
-            Some(expired) => Err(expired.into()),
+        match self.write(writer::Op::Decide { id, verdict }).await? {
+            writer::Done::Decided(request) => Ok(request),
+            _ => Err(mismatch()),
         }
     }
 
@@ -599,33 +432,10 @@ impl Store for PgStore {
     }
 
     async fn expire_overdue(&self, limit: u32) -> StoreResult<Vec<Request>> {
-        let (mut tx, mut chain) = self.begin().await?;
-        let now = self.clock.now();
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            request_columns!(),
-            " FROM requests WHERE status = 'pending' AND expires_at <= $1
-              ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-        ))
-        .bind(micros(now))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
+        match self.write(writer::Op::ExpireOverdue { limit }).await? {
+            writer::Done::Expired(requests) => Ok(requests),
+            _ => Err(mismatch()),
         }
-        let mut expired = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut request = request_from_row(row)?;
-            let record = request.expire(now)?;
-            update_decided(&mut tx, &request).await?;
-            append(&mut tx, &mut chain, vec![record]).await?;
-            announce(&mut tx, &request).await?;
-            expired.push(request);
-        }
-        commit(tx, &chain).await?;
-        Ok(expired)
     }
 
     async fn next_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -868,13 +678,10 @@ impl Store for PgStore {
         actor: Option<String>,
         reason: String,
     ) -> StoreResult<()> {
-        let (mut tx, mut chain) = self.begin().await?;
-        let Some(request) = load_request(&mut tx, id, false).await? else {
-            return Ok(());
-        };
-        let record = request.denial(self.clock.now(), actor, reason);
-        append(&mut tx, &mut chain, vec![record]).await?;
-        commit(tx, &chain).await
+        match self.write(writer::Op::Deny { id, actor, reason }).await? {
+            writer::Done::Denied => Ok(()),
+            _ => Err(mismatch()),
+        }
     }
 
     async fn create_token(&self, token: TokenRecord) -> StoreResult<TokenRecord> {

@@ -164,7 +164,13 @@ impl Service {
         let verdict = Verdict::Approve {
             reviewer: Actor::parse("reviewer", body.reviewer.as_deref().unwrap_or_default())?,
             groups,
-            comment: body.comment.filter(|c| !c.trim().is_empty()),
+            comment: match body.comment.filter(|c| !c.trim().is_empty()) {
+                Some(comment) => {
+                    signoff_core::input::check_comment(&comment)?;
+                    Some(comment)
+                }
+                None => None,
+            },
             edited_action: match body.edited_action {
                 Some(edit) => {
                     signoff_core::input::check_action("edited_action", &edit)?;

@@ -248,7 +248,9 @@ impl RunRow {
             draft: run.draft.as_ref().map(Value::to_string),
             request_id: run.request_id,
             result: run.result.as_ref().map(Value::to_string),
-            error: run.error.clone(),
+            // An error message comes from a peer (an agent's stderr) and
+            // may hold a NUL, which PostgreSQL text cannot.
+            error: run.error.as_ref().map(|e| e.replace('\0', "\u{fffd}")),
             created_at: micros(run.created_at),
             updated_at: micros(run.updated_at),
             started_by: run.started_by.clone(),

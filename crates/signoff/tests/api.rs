@@ -347,6 +347,38 @@ async fn the_guides_routes_answer_with_the_guides_fields() {
 }
 
 #[tokio::test]
+async fn a_nul_is_refused_in_text_and_kept_in_actions() {
+    let server = TestServer::start().await;
+    // A NUL character in text is refused (no database keeps it as text),
+    // and the request beside it is not harmed; inside an action it is fine.
+    for body in [
+        json!({"title": "a\u{0}b", "proposed_action": {}}),
+        json!({"title": "ok", "requester": "\u{0}", "proposed_action": {}}),
+        json!({"title": "ok", "description": "x\u{0}", "proposed_action": {}}),
+    ] {
+        let (status, answer) = server.post("/v1/requests", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("NUL"));
+    }
+    let (status, body) = server
+        .post(
+            "/v1/requests",
+            json!({"title": "nul in action", "proposed_action": {"k\u{0}": "v\u{0}"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["proposed_action"]["k\u{0}"], "v\u{0}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = server
+        .post(
+            &format!("/v1/requests/{id}/approve"),
+            json!({"reviewer": "alice", "comment": "fine\u{0}"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
 async fn bad_input_gets_clear_errors() {
     let server = TestServer::start().await;
     let http = server.http();

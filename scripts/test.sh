@@ -60,3 +60,13 @@ cargo test --workspace --locked
 
 step "the server tests again, every one on PostgreSQL"
 SIGNOFF_TEST_BACKEND=postgres cargo test --locked -p signoff
+
+# Last and alone: it stops and starts the PostgreSQL server under load.
+pg_version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+if [ -n "$pg_version" ] && command -v pg_ctlcluster >/dev/null; then
+  step "stopping and starting PostgreSQL under load"
+  pg_ctl_prefix=""
+  [ "$(id -u)" = 0 ] || pg_ctl_prefix="sudo "
+  SIGNOFF_TEST_PG_CTL="${pg_ctl_prefix}pg_ctlcluster --skip-systemctl-redirect $pg_version main" \
+    cargo test --locked -p signoff --test outage -- --ignored
+fi

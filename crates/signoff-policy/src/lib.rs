@@ -172,24 +172,14 @@ pub struct Policies {
     inner: Arc<Inner>,
 }
 
+#[derive(Default)]
 struct Inner {
     policies: BTreeMap<String, Vec<ApprovalStage>>,
     rules: Vec<Rule>,
     default: Option<String>,
-    /// CEL's standard library, built once: building it per evaluation
-    /// would cost more than the evaluation itself.
-    env: Arc<cel::Env>,
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        Self {
-            policies: BTreeMap::new(),
-            rules: Vec::new(),
-            default: None,
-            env: Arc::new(cel::Env::stdlib()),
-        }
-    }
+    /// CEL's standard library, built once when there are rules: building
+    /// it per evaluation would cost more than the evaluation itself.
+    env: Option<Arc<cel::Env>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -335,12 +325,13 @@ impl Policies {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let env = (!compiled_rules.is_empty()).then(|| Arc::new(cel::Env::stdlib()));
         Ok(Self {
             inner: Arc::new(Inner {
                 policies: compiled,
                 rules: compiled_rules,
                 default: default.map(|d| d.value.clone()),
-                env: Arc::new(cel::Env::stdlib()),
+                env,
             }),
         })
     }
@@ -359,8 +350,8 @@ impl Policies {
     pub fn explain(&self, facts: Facts<'_>) -> Result<Explanation, RuleError> {
         let mut checks = Vec::with_capacity(self.inner.rules.len());
         let mut chosen = None;
-        if !self.inner.rules.is_empty() {
-            let context = context(&self.inner.env, facts);
+        if let Some(env) = &self.inner.env {
+            let context = context(env, facts);
             for rule in &self.inner.rules {
                 let verdict = if chosen.is_some() {
                     Verdict::NotEvaluated

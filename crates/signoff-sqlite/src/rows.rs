@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use signoff_core::{
-    ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, Chain, Decision, Digest, Request, Status,
-    canonical_json, format_time,
+    AuditEntry, AuditEvent, AuditRecord, Chain, Decision, Digest, Request, Status, canonical_json,
+    format_time,
 };
-use signoff_store::StoreError;
+use signoff_store::{StoreError, codec};
 use uuid::Uuid;
 
 use crate::unavailable;
@@ -66,14 +66,20 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
         }),
         None => None,
     };
-    let plan = match row.get::<_, Option<String>>(15).map_err(get_err)? {
-        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("plan", e))?,
-        None => ApprovalPlan::single(),
-    };
-    let approvals = match row.get::<_, Option<String>>(16).map_err(get_err)? {
-        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("approvals", e))?,
-        None => Vec::new(),
-    };
+    let plan = codec::plan_from_column(
+        row.get_ref(15)
+            .map_err(get_err)?
+            .as_str_or_null()
+            .map_err(|e| corrupt("plan", e))?,
+    )?;
+    let approvals = codec::approvals_from_column(
+        row.get_ref(16)
+            .map_err(get_err)?
+            .as_str_or_null()
+            .map_err(|e| corrupt("approvals", e))?,
+        &plan,
+        decision.as_ref(),
+    )?;
     Ok(Request {
         id: uuid("request id", &id)?,
         title: row.get(1).map_err(get_err)?,
@@ -89,26 +95,6 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
         plan,
         approvals,
     })
-}
-
-/// The stored form of a plan: nothing for the default one.
-fn plan_json(request: &Request) -> Result<Option<String>, StoreError> {
-    if request.plan.is_single() {
-        return Ok(None);
-    }
-    serde_json::to_string(&request.plan)
-        .map(Some)
-        .map_err(|e| corrupt("plan", e))
-}
-
-/// The stored form of the sign-offs: nothing for none.
-fn approvals_json(request: &Request) -> Result<Option<String>, StoreError> {
-    if request.approvals.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(&request.approvals)
-        .map(Some)
-        .map_err(|e| corrupt("approvals", e))
 }
 
 /// Reads one request by id.
@@ -132,8 +118,8 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
         .map_err(|e| corrupt("proposed_action", e))?;
     let labels = serde_json::to_string(&request.labels).map_err(|e| corrupt("labels", e))?;
     let decision = request.decision.as_ref();
-    let plan = plan_json(request)?;
-    let approvals = approvals_json(request)?;
+    let plan = codec::plan_column(request)?;
+    let approvals = codec::approvals_column(request)?;
     conn.prepare_cached(&format!(
         "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     ))
@@ -174,7 +160,7 @@ fn edited_action(decision: Option<&Decision>) -> Option<String> {
 /// impossible.
 pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(), StoreError> {
     let decision = request.decision.as_ref();
-    let approvals = approvals_json(request)?;
+    let approvals = codec::approvals_column(request)?;
     let changed = conn
         .prepare_cached(
             "UPDATE requests SET status = ?2, reviewer = ?3, decided_at = ?4, comment = ?5, rejection_reason = ?6,

@@ -9,8 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use signoff_core::{
-    ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, Decision, Digest, Request, Role, Run,
-    RunStatus, Stage, StageRecord, Status, TokenRecord, canonical_json, format_time,
+    Approval, ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, Decision, Digest, Request, Role,
+    Run, RunStatus, Stage, StageRecord, Status, TokenRecord, canonical_json, format_time,
 };
 use uuid::Uuid;
 
@@ -90,13 +90,8 @@ impl RequestRow {
                 .map(|edit| text("edited_action", edit))
                 .transpose()?,
             action_hash: decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
-            // The default plan and no sign-offs are stored as nothing.
-            plan: (!request.plan.is_single())
-                .then(|| text("plan", &request.plan))
-                .transpose()?,
-            approvals: (!request.approvals.is_empty())
-                .then(|| text("approvals", &request.approvals))
-                .transpose()?,
+            plan: plan_column(request)?,
+            approvals: approvals_column(request)?,
             stage: decision.and_then(|d| d.stage.clone()),
         })
     }
@@ -122,6 +117,8 @@ impl RequestRow {
             }),
             None => None,
         };
+        let plan = plan_from_column(self.plan.as_deref())?;
+        let approvals = approvals_from_column(self.approvals.as_deref(), &plan, decision.as_ref())?;
         Ok(Request {
             id: self.id,
             title: self.title,
@@ -133,16 +130,71 @@ impl RequestRow {
             expires_at: from_micros("expires_at", self.expires_at)?,
             status,
             decision,
-            plan: match self.plan {
-                Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("plan", e))?,
-                None => ApprovalPlan::single(),
-            },
-            approvals: match self.approvals {
-                Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("approvals", e))?,
-                None => Vec::new(),
-            },
+            plan,
+            approvals,
         })
     }
+}
+
+/// The stored form of a request's plan: nothing for the default one.
+pub fn plan_column(request: &Request) -> StoreResult<Option<String>> {
+    if request.plan.is_single() {
+        return Ok(None);
+    }
+    text("plan", &request.plan).map(Some)
+}
+
+/// A stored plan.
+pub fn plan_from_column(column: Option<&str>) -> StoreResult<ApprovalPlan> {
+    match column {
+        Some(text) => serde_json::from_str(text).map_err(|e| corrupt("plan", e)),
+        None => Ok(ApprovalPlan::single()),
+    }
+}
+
+/// The stored form of a request's sign-offs: nothing for none, and nothing
+/// for the one sign-off of the default plan, which the decision already
+/// holds field for field (the common case costs no JSON either way).
+pub fn approvals_column(request: &Request) -> StoreResult<Option<String>> {
+    if request.approvals.is_empty()
+        || (request.plan.is_single()
+            && request.approvals.len() == 1
+            && single_sign_off(&request.plan, request.decision.as_ref()).as_ref()
+                == request.approvals.first())
+    {
+        return Ok(None);
+    }
+    text("approvals", &request.approvals).map(Some)
+}
+
+/// Stored sign-offs.
+pub fn approvals_from_column(
+    column: Option<&str>,
+    plan: &ApprovalPlan,
+    decision: Option<&Decision>,
+) -> StoreResult<Vec<Approval>> {
+    match column {
+        Some(text) => serde_json::from_str(text).map_err(|e| corrupt("approvals", e)),
+        None => Ok(single_sign_off(plan, decision).into_iter().collect()),
+    }
+}
+
+/// The one sign-off of a request approved under the default plan, as its
+/// decision records it.
+fn single_sign_off(plan: &ApprovalPlan, decision: Option<&Decision>) -> Option<Approval> {
+    let decision = decision?;
+    let stage = plan.stages.first()?;
+    if !plan.is_single() || decision.stage.as_deref() != Some(stage.name.as_str()) {
+        return None;
+    }
+    Some(Approval {
+        stage: stage.name.clone(),
+        reviewer: decision.reviewer.clone()?,
+        at: decision.decided_at,
+        comment: decision.comment.clone(),
+        action_hash: decision.action_hash?,
+        edited_action: decision.edited_action.clone(),
+    })
 }
 
 /// `value` as JSON text.

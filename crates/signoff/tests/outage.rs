@@ -1,9 +1,10 @@
 //! PostgreSQL unreachable under load: requests fail with 503, nothing is
 //! half-written, and the server recovers by itself when the database is
-//! back. The database is cut off by a TCP proxy between the server and
-//! PostgreSQL that drops every connection and refuses new ones (as a
-//! stopped server or a network partition does), so the test can do it
-//! under load without disturbing other tests that share the server.
+//! back. Two ways: a TCP proxy between the server and PostgreSQL that drops
+//! every connection and refuses new ones (as a network partition does; safe
+//! beside other tests), and stopping and starting the PostgreSQL server
+//! itself (`#[ignore]`d: the test command runs it alone, at the end, since
+//! it cuts every other test's connections too).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -69,9 +70,47 @@ async fn an_unreachable_database_gives_503_and_the_server_recovers() {
     // postgres://user@host:port/name → the same through the proxy.
     let (head, name) = url.rsplit_once('/').unwrap();
     let (user, hostport) = head.rsplit_once('@').unwrap();
-    let proxy = Proxy::start(hostport.to_owned()).await;
+    let proxy = Arc::new(Proxy::start(hostport.to_owned()).await);
     let through = PathBuf::from(format!("{user}@127.0.0.1:{}/{name}", proxy.port));
-    let server = TestServer::start_on_with(&through, &[]).await;
+    let (cut, restore) = (proxy.clone(), proxy.clone());
+    outage_under_load(&url, &through, move || cut.cut(), move || restore.restore()).await;
+}
+
+/// `SIGNOFF_TEST_PG_CTL` is the command that controls the server, e.g.
+/// `pg_ctlcluster --skip-systemctl-redirect 15 main`; `stop` and `start`
+/// are appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops the PostgreSQL server: run alone (scripts/test.sh does, last)"]
+async fn stopping_and_starting_postgresql_under_load() {
+    let control = std::env::var("SIGNOFF_TEST_PG_CTL")
+        .expect("SIGNOFF_TEST_PG_CTL names the command that stops and starts PostgreSQL");
+    let url = signoff_postgres::testing::scratch_database().await;
+    let run = move |verb: &'static str| {
+        let control = control.clone();
+        move || {
+            let mut words = control.split_whitespace();
+            let program = words.next().unwrap();
+            let status = std::process::Command::new(program)
+                .args(words)
+                .arg(verb)
+                .status()
+                .unwrap();
+            assert!(status.success(), "{control} {verb} failed");
+        }
+    };
+    let database = PathBuf::from(url.clone());
+    outage_under_load(&url, &database, run("stop"), run("start")).await;
+}
+
+/// Keeps 8 writers creating requests while `cut` takes the database away
+/// for 3 seconds and `restore` brings it back, then checks the outcome.
+async fn outage_under_load(
+    url: &str,
+    database: &std::path::Path,
+    cut: impl FnOnce(),
+    restore: impl FnOnce(),
+) {
+    let server = TestServer::start_on_with(database, &[]).await;
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let statuses = Arc::new(Mutex::new(Vec::<u16>::new()));
@@ -109,13 +148,13 @@ async fn an_unreachable_database_gives_503_and_the_server_recovers() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    proxy.cut();
+    tokio::task::block_in_place(cut);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = statuses.lock().unwrap().len();
     let (status, body) = server.get("/v1/requests?limit=1").await;
     assert_eq!(status, 503, "a read while the database is away: {body}");
     assert_eq!(body["error"]["code"], "unavailable");
-    proxy.restore();
+    tokio::task::block_in_place(restore);
 
     // Back by itself: creates succeed again without a restart.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,7 +191,7 @@ async fn an_unreachable_database_gives_503_and_the_server_recovers() {
     let (_, verify) = server.get("/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
     use sqlx::{Connection as _, Row as _};
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     let row = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM requests), (SELECT COUNT(*) FROM audit_log WHERE event = 'created')",
     )

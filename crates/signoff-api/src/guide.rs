@@ -11,10 +11,15 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GuideCreate {
     /// 1 to 200 characters, not all white space.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub title: String,
     /// Free text.
     #[serde(default)]
+    #[schema(max_length = 20000, pattern = r"^[^\u0000]*$")]
     pub description: String,
     /// The change to approve (default `{}`).
     #[serde(default)]
@@ -91,7 +96,11 @@ pub struct GuideRequest {
 pub struct GuideApprove {
     /// Who signs off (the guide defaults to "unknown").
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reviewer: Option<String>,
 }
 
@@ -100,11 +109,19 @@ pub struct GuideApprove {
 pub struct GuideReject {
     /// Who refuses (the guide defaults to "unknown").
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reviewer: Option<String>,
     /// Why (the guide defaults to "No reason provided").
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reason: Option<String>,
 }
 

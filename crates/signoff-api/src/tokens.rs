@@ -44,7 +44,11 @@ impl From<Role> for RoleView {
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The identity's name (1 to 200 characters, not all white space).
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub name: String,
     /// Its role.
     pub role: RoleView,

@@ -106,18 +106,26 @@ fn labels_schema() -> utoipa::openapi::schema::Object {
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     /// 1 to 200 characters, not all white space.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub title: String,
     /// Free text for the reviewer (at most 20000 characters).
     #[serde(default)]
-    #[schema(max_length = 20000)]
+    #[schema(max_length = 20000, pattern = r"^[^\u0000]*$")]
     pub description: String,
     /// The change to approve: any JSON object (at most 256 KiB as JSON).
     #[schema(value_type = Object)]
     pub proposed_action: Map<String, Value>,
     /// Who asks (defaults to "anonymous").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub requester: Option<String>,
     /// Free-form tags (at most 32).
     #[serde(default)]
@@ -135,10 +143,15 @@ pub struct ApproveBody {
     /// Who signs off. Required when the server runs without auth; with auth
     /// on, omit it (the token's identity is recorded) or give that name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reviewer: Option<String>,
-    /// Optional remark.
+    /// Optional remark (at most 20,000 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 20000, pattern = r"^[^\u0000]*$")]
     pub comment: Option<String>,
     /// Approve with edits: the action as the reviewer changed it. This is
     /// what runs, and what the approval's `action_hash` binds; the trail
@@ -154,10 +167,18 @@ pub struct ApproveBody {
 pub struct RejectBody {
     /// Who refuses; as for approval, required only without auth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reviewer: Option<String>,
     /// Why: required, and sent back to the drafter.
-    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reason: String,
 }
 
@@ -167,11 +188,19 @@ pub struct RejectBody {
 pub struct CancelBody {
     /// Who withdraws it (defaults to "anonymous").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub actor: Option<String>,
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reason: Option<String>,
 }
 

@@ -30,7 +30,12 @@ fn non_blank(
     value: &str,
     max_chars: usize,
 ) -> Result<String, ValidationError> {
-    if value.trim().is_empty() {
+    // Blank as JSON Schema's `\s` (the OpenAPI pattern) sees it: Unicode
+    // white space plus the separators U+001C..U+001F.
+    if value
+        .chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+    {
         return Err(ValidationError::new(field, "must not be empty"));
     }
     check_text(field, value)?;
@@ -265,6 +270,12 @@ pub fn check_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn separators_alone_are_blank() {
+        assert!(Title::parse("\u{1c}\u{1f} ").is_err());
+        assert!(Title::parse("\u{1c}x").is_ok());
+    }
 
     #[test]
     fn text_with_a_nul_is_refused() {

@@ -540,6 +540,14 @@ impl Store for PgStore {
         })
     }
 
+    async fn last_audit_seq(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT last_seq FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.try_get(0).map_err(unavailable)
+    }
+
     async fn create_run(&self, run: Run) -> StoreResult<Run> {
         let r = RunRow::encode(&run);
         sqlx::query(concat!(

@@ -147,7 +147,7 @@ impl AuthSetting {
 
 /// The application: every route, the body limit, JSON 404s.
 pub fn router(state: AppState) -> Router {
-    use routes::{guide, meta, runs, tokens, v1};
+    use routes::{events, guide, meta, runs, tokens, v1};
     Router::new()
         .route("/v1/requests", post(v1::create).get(v1::list))
         .route("/v1/requests/{id}", get(v1::get))
@@ -157,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/wait", get(v1::wait))
         .route("/v1/audit", get(v1::audit))
         .route("/v1/audit/verify", get(v1::verify))
+        .route("/v1/events", get(events::events))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
         .route("/v1/workflows/{name}/runs", post(runs::start))

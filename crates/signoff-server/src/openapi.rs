@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{guide, meta, runs, tokens, v1};
+use crate::routes::{events, guide, meta, runs, tokens, v1};
 
 /// Signoff's HTTP API.
 #[derive(OpenApi)]
@@ -13,7 +13,7 @@ use crate::routes::{guide, meta, runs, tokens, v1};
     ),
     paths(
         v1::create, v1::list, v1::get, v1::approve, v1::reject, v1::cancel, v1::wait,
-        v1::audit, v1::verify,
+        v1::audit, v1::verify, events::events,
         runs::start, runs::get, runs::wait,
         tokens::create, tokens::list, tokens::revoke,
         guide::pending, guide::create, guide::get, guide::approve, guide::reject,

@@ -39,6 +39,9 @@ pub struct Service {
     closing: Arc<watch::Sender<bool>>,
     /// What each new request needs before it is approved.
     policies: Policies,
+    /// Poked after every change (here, or on another replica): event
+    /// streams read the trail again.
+    changes: Arc<watch::Sender<()>>,
 }
 
 /// How the service and the sweeper talk: the sweeper publishes when it next
@@ -63,10 +66,12 @@ impl Service {
             }),
             closing: Arc::new(watch::channel(false).0),
             policies: Policies::default(),
+            changes: Arc::new(watch::channel(()).0),
         };
         service.store.watch(Arc::new(RemoteChanges {
             hub: service.hub.clone(),
             sweeper: service.sweeper.clone(),
+            changes: service.changes.clone(),
         }));
         service
     }
@@ -83,6 +88,22 @@ impl Service {
     /// the server's connections can drain.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Says the trail may have grown (after any write, whatever its
+    /// outcome: a refusal may have recorded a denial).
+    pub(crate) fn changed(&self) {
+        self.changes.send_replace(());
+    }
+
+    /// Told of every change, for event streams.
+    pub(crate) fn subscribe_changes(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
+    }
+
+    /// Turns true when shutdown begins.
+    pub(crate) fn closing_signal(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Whether shutdown has begun.
@@ -135,6 +156,7 @@ impl Service {
             .store
             .create(Uuid::now_v7(), draft, idempotency)
             .await?;
+        self.changed();
         if !created.replayed {
             metrics::counter!("signoff_requests_created_total").increment(1);
             self.after_create(&created.request);
@@ -213,6 +235,7 @@ impl Service {
 
     async fn decide(&self, id: Uuid, verdict: Verdict) -> Result<Request, ServiceError> {
         let result = self.store.decide(id, verdict).await;
+        self.changed();
         match &result {
             Ok(request) => {
                 let outcome = match request.status {
@@ -279,11 +302,13 @@ impl Service {
 struct RemoteChanges {
     hub: Hub,
     sweeper: Arc<SweeperSignal>,
+    changes: Arc<watch::Sender<()>>,
 }
 
 impl ChangeListener for RemoteChanges {
     fn changed(&self, id: Uuid, expires_at: Option<chrono::DateTime<chrono::Utc>>) {
         self.hub.notify(id);
+        self.changes.send_replace(());
         // A request made elsewhere that expires before our sweeper wakes:
         // if its replica dies, ours must expire it on time.
         if let Some(at) = expires_at
@@ -295,6 +320,7 @@ impl ChangeListener for RemoteChanges {
 
     fn missed(&self) {
         self.hub.notify_all();
+        self.changes.send_replace(());
         self.sweeper.nudge.send_replace(());
     }
 }

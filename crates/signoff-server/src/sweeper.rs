@@ -25,6 +25,9 @@ pub async fn sweep_once(service: &Service) -> Result<usize, signoff_store::Store
     loop {
         let expired = service.store().expire_overdue(BATCH).await?;
         total += expired.len();
+        if !expired.is_empty() {
+            service.changed();
+        }
         for request in &expired {
             service.hub().notify(request.id);
         }

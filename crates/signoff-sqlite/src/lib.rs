@@ -293,6 +293,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn last_audit_seq(&self) -> StoreResult<i64> {
+        self.readers
+            .run(|conn| read_head(conn).map(|chain| chain.last_seq()))
+            .await
+    }
+
     async fn create_run(&self, run: Run) -> StoreResult<Run> {
         match self.write(Op::CreateRun { run }).await? {
             Done::Run(run) => Ok(run),

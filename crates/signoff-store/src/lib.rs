@@ -176,6 +176,9 @@ pub trait Store: Send + Sync + 'static {
     /// Walks the whole trail and the recorded head.
     async fn verify_audit(&self) -> StoreResult<AuditReport>;
 
+    /// The position of the trail's last entry (0 when empty).
+    async fn last_audit_seq(&self) -> StoreResult<i64>;
+
     /// Stores a new workflow run.
     async fn create_run(&self, run: Run) -> StoreResult<Run>;
 

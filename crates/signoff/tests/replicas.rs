@@ -212,3 +212,25 @@ async fn a_replica_killed_under_write_load_loses_no_acknowledged_write() {
     let (_, verify) = b.get("/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+#[tokio::test]
+async fn an_event_stream_on_one_replica_carries_the_others_changes() {
+    let (a, b, _db) = replicas(&[]).await;
+    let mut stream = a
+        .http()
+        .get(format!("{}/v1/events", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let id = b.create("made on B").await;
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !text.contains(&id) {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => panic!("A's stream did not carry B's create: {text}"),
+        }
+    }
+    assert!(text.contains("event: request.created"), "{text}");
+}

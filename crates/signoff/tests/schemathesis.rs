@@ -84,7 +84,7 @@ async fn the_openapi_document_holds_under_fuzzing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_holds_under_fuzzing_with_auth_on() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("signoff.db");
+    let db = common::fresh_database(dir.path()).await;
     let output = Command::new(common::binary())
         .args([
             "--json",

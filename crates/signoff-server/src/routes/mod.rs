@@ -1,5 +1,6 @@
 //! The HTTP routes. Each submodule is a family of thin handlers.
 
+pub mod events;
 pub mod guide;
 pub mod meta;
 pub mod runs;

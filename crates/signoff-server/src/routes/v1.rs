@@ -435,6 +435,7 @@ pub(crate) async fn denied(
         if let Err(failure) = recorded {
             tracing::warn!(%failure, request = %id, "could not record a denied attempt");
         }
+        service.changed();
     }
     error
 }

@@ -111,6 +111,15 @@ async fn events_arrive_live_and_resume_after_the_last_one() {
     assert_eq!(again[0].event, "request.approved");
     assert_eq!(again[1].data["request_id"], other.as_str());
 
+    // A negative `after` is refused even beside a good Last-Event-ID.
+    let response = server
+        .http()
+        .get(format!("{}/v1/events?after=-1", server.url))
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
     // A bad Last-Event-ID is refused.
     let response = server
         .http()

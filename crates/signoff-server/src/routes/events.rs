@@ -80,6 +80,10 @@ pub async fn events(
     headers: HeaderMap,
     Query(params): Query<EventsParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    // Checked even when Last-Event-ID wins: a bad parameter is an error.
+    if params.after.is_some_and(|after| after < 0) {
+        return Err(AppError::bad_request("after: must not be negative"));
+    }
     // An empty Last-Event-ID means none (as the SSE standard has it).
     let header = headers
         .get("last-event-id")
@@ -97,9 +101,6 @@ pub async fn events(
         ),
         None => params.after,
     };
-    if resume.is_some_and(|after| after < 0) {
-        return Err(AppError::bad_request("after: must not be negative"));
-    }
     // Subscribe before reading where "now" is, so nothing falls between.
     let changes = service.subscribe_changes();
     let last = match resume {

@@ -93,7 +93,10 @@ pub async fn events(
             value
                 .to_str()
                 .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map(str::trim)
+                // As documented: up to 18 digits, nothing else.
+                .filter(|v| v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<i64>().ok())
                 .filter(|id| *id >= 0)
                 .ok_or_else(|| {
                     AppError::bad_request("Last-Event-ID: must be an event id (an integer >= 0)")

@@ -1,13 +1,9 @@
 //! Converting between domain values and SQLite rows.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::{Map, Value};
-use signoff_core::{
-    AuditEntry, AuditEvent, AuditRecord, Chain, Decision, Digest, Request, Status, canonical_json,
-    format_time,
-};
-use signoff_store::{StoreError, codec};
+use signoff_core::{AuditEntry, Chain, Decision, Digest, Request, canonical_json, format_time};
+use signoff_store::StoreError;
+use signoff_store::codec::{self, AuditRow, RequestRow};
 use uuid::Uuid;
 
 use crate::unavailable;
@@ -20,17 +16,7 @@ pub(crate) const REQUEST_COLUMNS: &str = "id, title, description, proposed_actio
 /// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
 pub(crate) const AUDIT_COLUMNS: &str = "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action, stage";
 
-pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {detail}"))
-}
-
-pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-pub(crate) fn from_micros(what: &str, value: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(value).ok_or_else(|| corrupt(what, value))
-}
+pub(crate) use signoff_store::codec::{corrupt, micros};
 
 fn uuid(what: &str, text: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|e| corrupt(what, e))
@@ -40,61 +26,27 @@ fn uuid(what: &str, text: &str) -> Result<Uuid, StoreError> {
 pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
     let get_err = |e: rusqlite::Error| corrupt("request row", e);
     let id: String = row.get(0).map_err(get_err)?;
-    let action: String = row.get(3).map_err(get_err)?;
-    let labels: String = row.get(5).map_err(get_err)?;
-    let status: String = row.get(8).map_err(get_err)?;
-    let decided_at: Option<i64> = row.get(10).map_err(get_err)?;
-    let status = Status::parse(&status).ok_or_else(|| corrupt("status", &status))?;
-    let decision = match decided_at {
-        Some(at) => Some(Decision {
-            reviewer: row.get(9).map_err(get_err)?,
-            decided_at: from_micros("decided_at", at)?,
-            comment: row.get(11).map_err(get_err)?,
-            rejection_reason: row.get(12).map_err(get_err)?,
-            edited_action: row
-                .get::<_, Option<String>>(13)
-                .map_err(get_err)?
-                .map(|text| serde_json::from_str::<Map<String, Value>>(&text))
-                .transpose()
-                .map_err(|e| corrupt("edited_action", e))?,
-            action_hash: row
-                .get::<_, Option<String>>(14)
-                .map_err(get_err)?
-                .map(|hex| Digest::from_hex(&hex).ok_or_else(|| corrupt("action_hash", hex)))
-                .transpose()?,
-            stage: row.get(17).map_err(get_err)?,
-        }),
-        None => None,
-    };
-    let plan = codec::plan_from_column(
-        row.get_ref(15)
-            .map_err(get_err)?
-            .as_str_or_null()
-            .map_err(|e| corrupt("plan", e))?,
-    )?;
-    let approvals = codec::approvals_from_column(
-        row.get_ref(16)
-            .map_err(get_err)?
-            .as_str_or_null()
-            .map_err(|e| corrupt("approvals", e))?,
-        &plan,
-        decision.as_ref(),
-    )?;
-    Ok(Request {
+    RequestRow {
         id: uuid("request id", &id)?,
         title: row.get(1).map_err(get_err)?,
         description: row.get(2).map_err(get_err)?,
-        proposed_action: serde_json::from_str::<Map<String, Value>>(&action)
-            .map_err(|e| corrupt("proposed_action", e))?,
+        proposed_action: row.get(3).map_err(get_err)?,
         requester: row.get(4).map_err(get_err)?,
-        labels: serde_json::from_str(&labels).map_err(|e| corrupt("labels", e))?,
-        created_at: from_micros("created_at", row.get(6).map_err(get_err)?)?,
-        expires_at: from_micros("expires_at", row.get(7).map_err(get_err)?)?,
-        status,
-        decision,
-        plan,
-        approvals,
-    })
+        labels: row.get(5).map_err(get_err)?,
+        created_at: row.get(6).map_err(get_err)?,
+        expires_at: row.get(7).map_err(get_err)?,
+        status: row.get(8).map_err(get_err)?,
+        reviewer: row.get(9).map_err(get_err)?,
+        decided_at: row.get(10).map_err(get_err)?,
+        comment: row.get(11).map_err(get_err)?,
+        rejection_reason: row.get(12).map_err(get_err)?,
+        edited_action: row.get(13).map_err(get_err)?,
+        action_hash: row.get(14).map_err(get_err)?,
+        plan: row.get(15).map_err(get_err)?,
+        approvals: row.get(16).map_err(get_err)?,
+        stage: row.get(17).map_err(get_err)?,
+    }
+    .decode()
 }
 
 /// Reads one request by id.
@@ -250,36 +202,21 @@ pub(crate) fn read_head(conn: &Connection) -> Result<Chain, StoreError> {
 /// Reads an audit entry from a row selected with [`AUDIT_COLUMNS`].
 pub(crate) fn entry_from_row(row: &Row<'_>) -> Result<AuditEntry, StoreError> {
     let get_err = |e: rusqlite::Error| corrupt("audit row", e);
-    let at: String = row.get(1).map_err(get_err)?;
-    let event: String = row.get(2).map_err(get_err)?;
     let request_id: String = row.get(3).map_err(get_err)?;
-    let action: Option<String> = row.get(8).map_err(get_err)?;
-    let prev_hash: String = row.get(9).map_err(get_err)?;
-    let hash: String = row.get(10).map_err(get_err)?;
-    let original_action: Option<String> = row.get(11).map_err(get_err)?;
-    Ok(AuditEntry {
+    AuditRow {
         seq: row.get(0).map_err(get_err)?,
-        record: AuditRecord {
-            event: AuditEvent::parse(&event).ok_or_else(|| corrupt("audit event", &event))?,
-            at: DateTime::parse_from_rfc3339(&at)
-                .map_err(|e| corrupt("audit time", e))?
-                .with_timezone(&Utc),
-            request_id: uuid("audit request id", &request_id)?,
-            title: row.get(4).map_err(get_err)?,
-            actor: row.get(5).map_err(get_err)?,
-            reason: row.get(6).map_err(get_err)?,
-            comment: row.get(7).map_err(get_err)?,
-            action: action
-                .map(|a| serde_json::from_str(&a))
-                .transpose()
-                .map_err(|e| corrupt("audit action", e))?,
-            original_action: original_action
-                .map(|a| serde_json::from_str(&a))
-                .transpose()
-                .map_err(|e| corrupt("audit original action", e))?,
-            stage: row.get(12).map_err(get_err)?,
-        },
-        prev_hash: Digest::from_hex(&prev_hash).ok_or_else(|| corrupt("prev_hash", &prev_hash))?,
-        hash: Digest::from_hex(&hash).ok_or_else(|| corrupt("hash", &hash))?,
-    })
+        at: row.get(1).map_err(get_err)?,
+        event: row.get(2).map_err(get_err)?,
+        request_id: uuid("audit request id", &request_id)?,
+        title: row.get(4).map_err(get_err)?,
+        actor: row.get(5).map_err(get_err)?,
+        reason: row.get(6).map_err(get_err)?,
+        comment: row.get(7).map_err(get_err)?,
+        action: row.get(8).map_err(get_err)?,
+        prev_hash: row.get(9).map_err(get_err)?,
+        hash: row.get(10).map_err(get_err)?,
+        original_action: row.get(11).map_err(get_err)?,
+        stage: row.get(12).map_err(get_err)?,
+    }
+    .decode()
 }

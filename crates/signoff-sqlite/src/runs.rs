@@ -3,11 +3,13 @@
 
 use rusqlite::{Connection, Row, params};
 use serde_json::Value;
-use signoff_core::{Run, RunStatus, Stage, StageRecord};
+use signoff_core::{Run, RunStatus, StageRecord};
 use signoff_store::{StoreError, StoreResult};
 use uuid::Uuid;
 
-use crate::rows::{corrupt, from_micros, micros};
+use signoff_store::codec::{RunRow, StageRow};
+
+use crate::rows::{corrupt, micros};
 use crate::unavailable;
 
 /// The columns of `runs`, in the order [`run_from_row`] reads them.
@@ -16,10 +18,6 @@ pub(crate) const RUN_COLUMNS: &str = "id, workflow, input, status, attempt, draf
 
 fn json_text(value: &Value) -> String {
     value.to_string()
-}
-
-fn parse_json(what: &str, text: &str) -> StoreResult<Value> {
-    serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 
 /// Inserts a new run.
@@ -126,16 +124,17 @@ pub(crate) fn load_stages(conn: &Connection, id: Uuid) -> StoreResult<Vec<StageR
     while let Some(row) = rows.next().map_err(unavailable)? {
         let get_err = |e: rusqlite::Error| corrupt("stage row", e);
         let run_id: String = row.get(0).map_err(get_err)?;
-        let stage: String = row.get(2).map_err(get_err)?;
-        let detail: String = row.get(5).map_err(get_err)?;
-        records.push(StageRecord {
-            run_id: Uuid::parse_str(&run_id).map_err(|e| corrupt("stage run id", e))?,
-            attempt: row.get(1).map_err(get_err)?,
-            stage: Stage::parse(&stage).ok_or_else(|| corrupt("stage", &stage))?,
-            ok: row.get(3).map_err(get_err)?,
-            at: from_micros("stage time", row.get(4).map_err(get_err)?)?,
-            detail: parse_json("stage detail", &detail)?,
-        });
+        records.push(
+            StageRow {
+                run_id: Uuid::parse_str(&run_id).map_err(|e| corrupt("stage run id", e))?,
+                attempt: row.get(1).map_err(get_err)?,
+                stage: row.get(2).map_err(get_err)?,
+                ok: row.get(3).map_err(get_err)?,
+                at: row.get(4).map_err(get_err)?,
+                detail: row.get(5).map_err(get_err)?,
+            }
+            .decode()?,
+        );
     }
     Ok(records)
 }
@@ -161,25 +160,22 @@ pub(crate) fn load_unfinished(conn: &Connection) -> StoreResult<Vec<Run>> {
 fn run_from_row(row: &Row<'_>) -> StoreResult<Run> {
     let get_err = |e: rusqlite::Error| corrupt("run row", e);
     let id: String = row.get(0).map_err(get_err)?;
-    let input: String = row.get(2).map_err(get_err)?;
-    let status: String = row.get(3).map_err(get_err)?;
-    let draft: Option<String> = row.get(5).map_err(get_err)?;
     let request_id: Option<String> = row.get(6).map_err(get_err)?;
-    let result: Option<String> = row.get(7).map_err(get_err)?;
-    Ok(Run {
+    RunRow {
         id: Uuid::parse_str(&id).map_err(|e| corrupt("run id", e))?,
         workflow: row.get(1).map_err(get_err)?,
-        input: parse_json("run input", &input)?,
-        status: RunStatus::parse(&status).ok_or_else(|| corrupt("run status", &status))?,
+        input: row.get(2).map_err(get_err)?,
+        status: row.get(3).map_err(get_err)?,
         attempt: row.get(4).map_err(get_err)?,
-        draft: draft.map(|d| parse_json("run draft", &d)).transpose()?,
+        draft: row.get(5).map_err(get_err)?,
         request_id: request_id
             .map(|id| Uuid::parse_str(&id).map_err(|e| corrupt("run request id", e)))
             .transpose()?,
-        result: result.map(|r| parse_json("run result", &r)).transpose()?,
+        result: row.get(7).map_err(get_err)?,
         error: row.get(8).map_err(get_err)?,
-        created_at: from_micros("run created_at", row.get(9).map_err(get_err)?)?,
-        updated_at: from_micros("run updated_at", row.get(10).map_err(get_err)?)?,
+        created_at: row.get(9).map_err(get_err)?,
+        updated_at: row.get(10).map_err(get_err)?,
         started_by: row.get(11).map_err(get_err)?,
-    })
+    }
+    .decode()
 }

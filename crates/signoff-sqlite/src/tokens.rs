@@ -1,10 +1,11 @@
 //! API tokens in SQLite.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use signoff_core::{Digest, Role, TokenRecord};
+use signoff_core::TokenRecord;
+use signoff_store::codec::TokenRow;
 use signoff_store::{StoreError, StoreResult};
 
-use crate::rows::{corrupt, from_micros, micros};
+use crate::rows::{corrupt, micros};
 use crate::unavailable;
 
 const TOKEN_COLUMNS: &str =
@@ -72,23 +73,15 @@ pub(crate) fn load_all(conn: &Connection) -> StoreResult<Vec<TokenRecord>> {
 
 fn from_row(row: &Row<'_>) -> Result<TokenRecord, StoreError> {
     let get_err = |e: rusqlite::Error| corrupt("token row", e);
-    let role: String = row.get(2).map_err(get_err)?;
-    let groups: String = row.get(3).map_err(get_err)?;
-    let hash: String = row.get(4).map_err(get_err)?;
-    let expires_at: Option<i64> = row.get(6).map_err(get_err)?;
-    let revoked_at: Option<i64> = row.get(7).map_err(get_err)?;
-    Ok(TokenRecord {
+    TokenRow {
         id: row.get(0).map_err(get_err)?,
         name: row.get(1).map_err(get_err)?,
-        role: Role::parse(&role).ok_or_else(|| corrupt("token role", &role))?,
-        groups: serde_json::from_str(&groups).map_err(|e| corrupt("token groups", e))?,
-        secret_hash: Digest::from_hex(&hash).ok_or_else(|| corrupt("token hash", &hash))?,
-        created_at: from_micros("token created_at", row.get(5).map_err(get_err)?)?,
-        expires_at: expires_at
-            .map(|at| from_micros("token expires_at", at))
-            .transpose()?,
-        revoked_at: revoked_at
-            .map(|at| from_micros("token revoked_at", at))
-            .transpose()?,
-    })
+        role: row.get(2).map_err(get_err)?,
+        groups: row.get(3).map_err(get_err)?,
+        secret_hash: row.get(4).map_err(get_err)?,
+        created_at: row.get(5).map_err(get_err)?,
+        expires_at: row.get(6).map_err(get_err)?,
+        revoked_at: row.get(7).map_err(get_err)?,
+    }
+    .decode()
 }

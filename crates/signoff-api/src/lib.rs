@@ -8,7 +8,9 @@ pub mod guide;
 pub mod runs;
 pub mod tokens;
 pub mod v1;
+pub mod webhooks;
 
 pub use runs::*;
 pub use tokens::*;
 pub use v1::*;
+pub use webhooks::*;

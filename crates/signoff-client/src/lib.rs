@@ -28,9 +28,9 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_api::{
-    ApproveBody, AuditPage, AuditParams, CancelBody, ErrorBody, Health, ListParams, NewRequest,
-    RejectBody, RequestPage, RequestView, RunView, RunWaitParams, StartRun, VerifyReport,
-    WaitParams,
+    ApproveBody, AuditPage, AuditParams, CancelBody, CreatedWebhook, DeliveryList, DeliveryParams,
+    DeliveryView, ErrorBody, Health, ListParams, NewRequest, NewWebhook, RejectBody, RequestPage,
+    RequestView, RunView, RunWaitParams, StartRun, VerifyReport, WaitParams, WebhookList,
 };
 use uuid::Uuid;
 
@@ -309,6 +309,41 @@ impl Client {
         self.send(call, Method::GET, &path).await
     }
 
+    /// `POST /v1/webhooks`: subscribes a URL to events (admins).
+    pub async fn create_webhook(&self, body: &NewWebhook) -> Result<CreatedWebhook, ClientError> {
+        let path = "/v1/webhooks";
+        let call = self.call(Method::POST, path).json(body);
+        self.send(call, Method::POST, path).await
+    }
+
+    /// `GET /v1/webhooks`.
+    pub async fn webhooks(&self) -> Result<WebhookList, ClientError> {
+        let path = "/v1/webhooks";
+        self.send(self.call(Method::GET, path), Method::GET, path)
+            .await
+    }
+
+    /// `DELETE /v1/webhooks/{id}`.
+    pub async fn delete_webhook(&self, id: Uuid) -> Result<(), ClientError> {
+        let path = format!("/v1/webhooks/{id}");
+        self.send_empty(self.call(Method::DELETE, &path), Method::DELETE, &path)
+            .await
+    }
+
+    /// `GET /v1/deliveries`: newest first.
+    pub async fn deliveries(&self, params: &DeliveryParams) -> Result<DeliveryList, ClientError> {
+        let path = "/v1/deliveries";
+        let call = self.call(Method::GET, path).query(params);
+        self.send(call, Method::GET, path).await
+    }
+
+    /// `POST /v1/deliveries/{id}/redeliver`.
+    pub async fn redeliver(&self, id: Uuid) -> Result<DeliveryView, ClientError> {
+        let path = format!("/v1/deliveries/{id}/redeliver");
+        self.send(self.call(Method::POST, &path), Method::POST, &path)
+            .await
+    }
+
     /// `GET /healthz`.
     pub async fn health(&self) -> Result<Health, ClientError> {
         let path = "/healthz";
@@ -334,6 +369,29 @@ impl Client {
             Some(token) => call.bearer_auth(token),
             None => call,
         }
+    }
+
+    /// Sends `call`, expecting no body back.
+    async fn send_empty(
+        &self,
+        call: RequestBuilder,
+        method: Method,
+        path: &str,
+    ) -> Result<(), ClientError> {
+        let endpoint = format!("{method} {}{path}", self.base_url);
+        let response = call.send().await.map_err(|source| ClientError::Transport {
+            endpoint: endpoint.clone(),
+            source,
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { endpoint, source })?;
+        Err(api_error(status, &body))
     }
 
     /// Sends `call` and reads its answer: `T` on success, the server's error

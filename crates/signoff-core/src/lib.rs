@@ -13,6 +13,7 @@ pub mod input;
 pub mod policy;
 pub mod request;
 pub mod run;
+pub mod webhook;
 
 pub use audit::{
     AuditEntry, AuditEvent, AuditRecord, Chain, ChainBreak, ChainFault, Digest, Verifier,
@@ -28,3 +29,4 @@ pub use request::{
     ActionBindingError, Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict,
 };
 pub use run::{Run, RunStatus, Stage, StageRecord};
+pub use webhook::{Attempt, Backoff, Delivery, DeliveryStatus, Webhook, WebhookFormat};

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use signoff_core::{Attempt, Delivery, Webhook};
 use signoff_core::{
     AuditEntry, Chain, ChainBreak, ChainFault, Clock, Digest, Request, RequestDraft, Run,
     RunStatus, StageRecord, Status, TokenRecord, Verdict, Verifier,
@@ -27,8 +28,8 @@ use signoff_store::codec::{
     AuditRow, RequestRow, RunRow, StageRow, TokenRow, corrupt, from_micros, micros,
 };
 use signoff_store::{
-    AuditQuery, AuditReport, ChangeListener, Created, IdempotencyKey, ListQuery, Page, Store,
-    StoreError, StoreResult,
+    AuditQuery, AuditReport, ChangeListener, Created, DeliveryQuery, IdempotencyKey, ListQuery,
+    Page, Store, StoreError, StoreResult,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
@@ -68,11 +69,15 @@ macro_rules! token_columns {
     };
 }
 
+mod webhooks;
 mod writer;
 
 const UNFINISHED: &str = "('drafting', 'validating', 'awaiting_approval', 'executing')";
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_webhooks.sql"),
+];
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -746,6 +751,53 @@ impl Store for PgStore {
             .await
             .map_err(unavailable)?;
         self.token(id).await
+    }
+
+    async fn create_webhook(&self, hook: Webhook) -> StoreResult<Webhook> {
+        webhooks::insert(&self.pool, hook).await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        webhooks::load_all(&self.pool).await
+    }
+
+    async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        webhooks::delete(&self.pool, id).await
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        webhook_id: Uuid,
+        from: i64,
+        to: i64,
+        deliveries: Vec<Delivery>,
+    ) -> StoreResult<bool> {
+        webhooks::enqueue(&self.pool, webhook_id, from, to, &deliveries).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
+        webhooks::claim(&self.pool, now, until, limit).await
+    }
+
+    async fn record_attempt(&self, id: Uuid, attempt: Attempt) -> StoreResult<()> {
+        webhooks::record(&self.pool, id, &attempt).await
+    }
+
+    async fn redeliver(&self, id: Uuid) -> StoreResult<Option<Delivery>> {
+        webhooks::redeliver(&self.pool, id, self.clock.now()).await
+    }
+
+    async fn deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+        webhooks::list(&self.pool, query).await
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        webhooks::next_due(&self.pool).await
     }
 
     fn is_shared(&self) -> bool {

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod routes;
 pub mod service;
 pub mod sweeper;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub workflows: Option<Engine>,
     /// Whether callers need tokens, and where the tokens are.
     pub auth: Auth,
+    /// Where the server is reached, and how webhooks are sent.
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 impl FromRef<AppState> for Auth {
@@ -118,6 +121,11 @@ pub struct ServeConfig {
     pub write_rate: std::num::NonZeroU32,
     /// With PostgreSQL: how long a replica's claim on a run lasts.
     pub run_lease: std::time::Duration,
+    /// The address reviewers reach the server at (links in notifications);
+    /// `None`: `http://` and the listening address.
+    pub public_url: Option<String>,
+    /// Webhook retries.
+    pub webhook_backoff: signoff_core::Backoff,
 }
 
 /// `--auth`: whether API calls need a token.
@@ -147,7 +155,7 @@ impl AuthSetting {
 
 /// The application: every route, the body limit, JSON 404s.
 pub fn router(state: AppState) -> Router {
-    use routes::{events, guide, meta, runs, tokens, v1};
+    use routes::{events, guide, meta, runs, tokens, v1, webhooks};
     Router::new()
         .route("/v1/requests", post(v1::create).get(v1::list))
         .route("/v1/requests/{id}", get(v1::get))
@@ -160,6 +168,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v1/deliveries", get(webhooks::deliveries))
+        .route("/v1/deliveries/{id}/redeliver", post(webhooks::redeliver))
         .route("/v1/workflows/{name}/runs", post(runs::start))
         .route("/v1/runs/{id}", get(runs::get))
         .route("/v1/runs/{id}/wait", get(runs::wait))
@@ -219,7 +231,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = tokio::spawn(sweeper::run(state.service.clone(), stop_rx));
+    let sweeper = tokio::spawn(sweeper::run(state.service.clone(), stop_rx.clone()));
+    let dispatcher = tokio::spawn(webhooks::run(
+        state.service.clone(),
+        state.webhooks.clone(),
+        stop_rx,
+    ));
     let workflows = state.workflows.clone();
     let closing = (state.service.clone(), workflows.clone());
     let shutdown = async move {
@@ -240,6 +257,7 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
+    let _ = dispatcher.await;
     served
 }
 
@@ -305,12 +323,19 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     // Tests and scripts read this line to learn the port when asked for :0.
     println!("signoff listening on http://{addr}");
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let mut webhook_settings = webhooks::WebhookSettings::new(public_url);
+    webhook_settings.backoff = config.webhook_backoff;
     let state = AppState {
         service,
         metrics: install_metrics(),
         long_poll: config.long_poll,
         workflows,
         auth,
+        webhooks: webhook_settings,
     };
     run(listener, state, shutdown_signal()).await
 }

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{events, guide, meta, runs, tokens, v1};
+use crate::routes::{events, guide, meta, runs, tokens, v1, webhooks};
 
 /// Signoff's HTTP API.
 #[derive(OpenApi)]
@@ -16,6 +16,8 @@ use crate::routes::{events, guide, meta, runs, tokens, v1};
         v1::audit, v1::verify, events::events,
         runs::start, runs::get, runs::wait,
         tokens::create, tokens::list, tokens::revoke,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
+        webhooks::redeliver,
         guide::pending, guide::create, guide::get, guide::approve, guide::reject,
         meta::healthz, meta::metrics, meta::openapi,
     ),
@@ -25,6 +27,7 @@ use crate::routes::{events, guide, meta, runs, tokens, v1};
         (name = "audit", description = "The tamper-evident audit trail"),
         (name = "workflows", description = "Draft, Validate, Approve, Execute runs"),
         (name = "tokens", description = "API tokens (admins)"),
+        (name = "webhooks", description = "Outbound notifications, signed, retried, recorded (admins)"),
         (name = "guide", description = "The routes of the original Flask guide, unchanged for its clients"),
         (name = "meta", description = "Health, metrics, this document"),
     )

@@ -42,6 +42,8 @@ pub struct Service {
     /// Poked after every change (here, or on another replica): event
     /// streams read the trail again.
     changes: Arc<watch::Sender<()>>,
+    /// Poked when a webhook subscription is added or removed here.
+    webhooks: Arc<watch::Sender<()>>,
 }
 
 /// How the service and the sweeper talk: the sweeper publishes when it next
@@ -67,6 +69,7 @@ impl Service {
             closing: Arc::new(watch::channel(false).0),
             policies: Policies::default(),
             changes: Arc::new(watch::channel(()).0),
+            webhooks: Arc::new(watch::channel(()).0),
         };
         service.store.watch(Arc::new(RemoteChanges {
             hub: service.hub.clone(),
@@ -99,6 +102,16 @@ impl Service {
     /// Told of every change, for event streams.
     pub(crate) fn subscribe_changes(&self) -> watch::Receiver<()> {
         self.changes.subscribe()
+    }
+
+    /// Says the webhook subscriptions changed.
+    pub(crate) fn webhooks_changed(&self) {
+        self.webhooks.send_replace(());
+    }
+
+    /// Told when webhook subscriptions change, for the dispatcher.
+    pub(crate) fn subscribe_webhooks(&self) -> watch::Receiver<()> {
+        self.webhooks.subscribe()
     }
 
     /// Turns true when shutdown begins.

@@ -12,6 +12,7 @@ mod rows;
 mod runs;
 mod schema;
 mod tokens;
+mod webhooks;
 mod writer;
 
 use std::path::PathBuf;
@@ -19,13 +20,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
+use signoff_core::{Attempt, Delivery, Webhook};
 use signoff_core::{
     Clock, Request, RequestDraft, Run, RunStatus, StageRecord, Status, TokenRecord, Verdict,
     Verifier,
 };
 use signoff_store::{
-    AuditQuery, AuditReport, Created, IdempotencyKey, ListQuery, Page, Store, StoreError,
-    StoreResult,
+    AuditQuery, AuditReport, Created, DeliveryQuery, IdempotencyKey, ListQuery, Page, Store,
+    StoreError, StoreResult,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -342,6 +344,82 @@ impl Store for SqliteStore {
             Done::Denied => Ok(()),
             _ => Err(mismatch()),
         }
+    }
+
+    async fn create_webhook(&self, hook: Webhook) -> StoreResult<Webhook> {
+        match self.write(Op::CreateWebhook { hook }).await? {
+            Done::Webhook(hook) => Ok(hook),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.readers.run(webhooks::load_all).await
+    }
+
+    async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        match self.write(Op::DeleteWebhook { id }).await? {
+            Done::Flag(deleted) => Ok(deleted),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        webhook_id: Uuid,
+        from: i64,
+        to: i64,
+        deliveries: Vec<Delivery>,
+    ) -> StoreResult<bool> {
+        let op = Op::Enqueue {
+            webhook_id,
+            from,
+            to,
+            deliveries,
+        };
+        match self.write(op).await? {
+            Done::Flag(moved) => Ok(moved),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
+        match self
+            .write(Op::ClaimDeliveries { now, until, limit })
+            .await?
+        {
+            Done::Deliveries(claimed) => Ok(claimed),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn record_attempt(&self, id: Uuid, attempt: Attempt) -> StoreResult<()> {
+        match self.write(Op::RecordAttempt { id, attempt }).await? {
+            Done::Flag(_) => Ok(()),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn redeliver(&self, id: Uuid) -> StoreResult<Option<Delivery>> {
+        match self.write(Op::Redeliver { id }).await? {
+            Done::Delivery(delivery) => Ok(delivery),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+        self.readers
+            .run(move |conn| webhooks::list(conn, query))
+            .await
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.readers.run(webhooks::next_due).await
     }
 
     async fn create_token(&self, token: TokenRecord) -> StoreResult<TokenRecord> {

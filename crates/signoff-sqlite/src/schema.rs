@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_runs.sql"),
     include_str!("../migrations/0004_identity.sql"),
     include_str!("../migrations/0005_policies.sql"),
+    include_str!("../migrations/0006_webhooks.sql"),
 ];
 
 /// Opens the one connection that writes, creating the file if needed, and

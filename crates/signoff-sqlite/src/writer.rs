@@ -20,6 +20,7 @@
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior};
+use signoff_core::{Attempt, Delivery, Webhook};
 use signoff_core::{
     Chain, Clock, Decided, Request, RequestDraft, Run, RunStatus, StageRecord, TokenRecord, Verdict,
 };
@@ -31,7 +32,7 @@ use crate::rows::{
     REQUEST_COLUMNS, insert_entry, insert_request, load_request, micros, request_from_row,
     update_decided, write_head,
 };
-use crate::{runs, tokens, unavailable};
+use crate::{runs, tokens, unavailable, webhooks};
 
 /// Most commands in one transaction: bounds the latency of the first caller
 /// in a batch.
@@ -70,6 +71,30 @@ pub(crate) enum Op {
         actor: Option<String>,
         reason: String,
     },
+    CreateWebhook {
+        hook: Webhook,
+    },
+    DeleteWebhook {
+        id: Uuid,
+    },
+    Enqueue {
+        webhook_id: Uuid,
+        from: i64,
+        to: i64,
+        deliveries: Vec<Delivery>,
+    },
+    ClaimDeliveries {
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    },
+    RecordAttempt {
+        id: Uuid,
+        attempt: Attempt,
+    },
+    Redeliver {
+        id: Uuid,
+    },
 }
 
 /// What a command did, by kind of [`Op`].
@@ -80,6 +105,10 @@ pub(crate) enum Done {
     Run(Run),
     Token(Option<TokenRecord>),
     Denied,
+    Webhook(Webhook),
+    Flag(bool),
+    Deliveries(Vec<Delivery>),
+    Delivery(Option<Delivery>),
 }
 
 /// An [`Op`] and where to send its result once it is durable.
@@ -223,6 +252,35 @@ fn apply(
             Ok(None) => Applied::clean(Ok(Done::Denied)),
             Err(error) => Applied::clean(Err(error)),
         },
+        Op::CreateWebhook { mut hook } => {
+            // The head as this transaction sees it: later events are the
+            // subscription's, earlier ones are not.
+            hook.cursor = chain.last_seq();
+            Applied::clean(webhooks::insert(conn, &hook).map(|()| Done::Webhook(hook)))
+        }
+        Op::DeleteWebhook { id } => match webhooks::delete(conn, id) {
+            Ok(deleted) => Applied::clean(Ok(Done::Flag(deleted))),
+            Err(error) => Applied::torn(error),
+        },
+        Op::Enqueue {
+            webhook_id,
+            from,
+            to,
+            deliveries,
+        } => match webhooks::enqueue(conn, webhook_id, from, to, &deliveries) {
+            Ok(moved) => Applied::clean(Ok(Done::Flag(moved))),
+            Err((error, false)) => Applied::clean(Err(error)),
+            Err((error, true)) => Applied::torn(error),
+        },
+        Op::ClaimDeliveries { now, until, limit } => {
+            Applied::clean(webhooks::claim(conn, now, until, limit).map(Done::Deliveries))
+        }
+        Op::RecordAttempt { id, attempt } => {
+            Applied::clean(webhooks::record(conn, id, &attempt).map(|()| Done::Flag(true)))
+        }
+        Op::Redeliver { id } => {
+            Applied::clean(webhooks::redeliver(conn, id, now).map(Done::Delivery))
+        }
     }
 }
 

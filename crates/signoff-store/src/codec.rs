@@ -12,6 +12,7 @@ use signoff_core::{
     Approval, ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, Decision, Digest, Request, Role,
     Run, RunStatus, Stage, StageRecord, Status, TokenRecord, canonical_json, format_time,
 };
+use signoff_core::{Delivery, DeliveryStatus, Webhook, WebhookFormat};
 use uuid::Uuid;
 
 use crate::{StoreError, StoreResult};
@@ -412,6 +413,118 @@ impl TokenRow {
             revoked_at: self
                 .revoked_at
                 .map(|at| from_micros("token revoked_at", at))
+                .transpose()?,
+        })
+    }
+}
+
+/// The columns of a webhook subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // one field per column, named as the column
+pub struct WebhookRow {
+    pub id: Uuid,
+    pub url: String,
+    pub events: String,
+    pub secret: String,
+    pub format: String,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub cursor: i64,
+}
+
+impl WebhookRow {
+    /// The row of `hook`.
+    pub fn encode(hook: &Webhook) -> StoreResult<Self> {
+        Ok(Self {
+            id: hook.id,
+            url: hook.url.clone(),
+            events: serde_json::to_string(&hook.events).map_err(|e| corrupt("events", e))?,
+            secret: hook.secret.clone(),
+            format: hook.format.as_str().to_owned(),
+            created_by: hook.created_by.clone(),
+            created_at: micros(hook.created_at),
+            cursor: hook.cursor,
+        })
+    }
+
+    /// The subscription in this row.
+    pub fn decode(self) -> StoreResult<Webhook> {
+        Ok(Webhook {
+            id: self.id,
+            url: self.url,
+            events: serde_json::from_str(&self.events).map_err(|e| corrupt("webhook events", e))?,
+            secret: self.secret,
+            format: WebhookFormat::parse(&self.format)
+                .ok_or_else(|| corrupt("webhook format", &self.format))?,
+            created_by: self.created_by,
+            created_at: from_micros("webhook created_at", self.created_at)?,
+            cursor: self.cursor,
+        })
+    }
+}
+
+/// The columns of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // one field per column, named as the column
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub seq: i64,
+    pub event: String,
+    pub request_id: Uuid,
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+impl DeliveryRow {
+    /// The row of `delivery`.
+    pub fn encode(delivery: &Delivery) -> Self {
+        Self {
+            id: delivery.id,
+            webhook_id: delivery.webhook_id,
+            seq: delivery.seq,
+            event: delivery.event.clone(),
+            request_id: delivery.request_id,
+            body: delivery.body.clone(),
+            status: delivery.status.as_str().to_owned(),
+            attempts: i64::from(delivery.attempts),
+            next_attempt_at: micros(delivery.next_attempt_at),
+            last_status: delivery.last_status.map(i64::from),
+            last_error: delivery.last_error.clone(),
+            created_at: micros(delivery.created_at),
+            delivered_at: delivery.delivered_at.map(micros),
+        }
+    }
+
+    /// The delivery in this row.
+    pub fn decode(self) -> StoreResult<Delivery> {
+        Ok(Delivery {
+            id: self.id,
+            webhook_id: self.webhook_id,
+            seq: self.seq,
+            event: self.event,
+            request_id: self.request_id,
+            body: self.body,
+            status: DeliveryStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("delivery status", &self.status))?,
+            attempts: u32::try_from(self.attempts).map_err(|e| corrupt("delivery attempts", e))?,
+            next_attempt_at: from_micros("delivery next_attempt_at", self.next_attempt_at)?,
+            last_status: self
+                .last_status
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|e| corrupt("delivery last_status", e))?,
+            last_error: self.last_error,
+            created_at: from_micros("delivery created_at", self.created_at)?,
+            delivered_at: self
+                .delivered_at
+                .map(|at| from_micros("delivery delivered_at", at))
                 .transpose()?,
         })
     }

@@ -10,6 +10,7 @@
 //! they do it.
 
 use chrono::{DateTime, Utc};
+use signoff_core::{Attempt, Delivery, DeliveryStatus, Webhook};
 use signoff_core::{
     AuditEntry, Chain, ChainBreak, Digest, Request, RequestDraft, Run, RunStatus, StageRecord,
     Status, TokenRecord, TransitionError, Verdict,
@@ -107,6 +108,19 @@ pub struct AuditQuery {
     pub request_id: Option<Uuid>,
     /// Only entries after this position.
     pub after_seq: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Which deliveries to list, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    /// Only those of this subscription.
+    pub webhook_id: Option<Uuid>,
+    /// Only those in this state.
+    pub status: Option<DeliveryStatus>,
+    /// Only those about this request.
+    pub request_id: Option<Uuid>,
     /// At most this many.
     pub limit: u32,
 }
@@ -224,6 +238,52 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token (a second revoke changes nothing); `None` when there
     /// is no such token.
     async fn revoke_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Stores a new webhook subscription, its cursor set to the head of
+    /// the audit trail (it hears of events from now on); returns it so.
+    async fn create_webhook(&self, hook: Webhook) -> StoreResult<Webhook>;
+
+    /// Every subscription, oldest first.
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>>;
+
+    /// Deletes a subscription and its deliveries; false when there was none.
+    async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool>;
+
+    /// Writes `deliveries` and moves subscription `webhook_id`'s cursor
+    /// from `from` to `to`, in one transaction, as a compare-and-set: when
+    /// the cursor is no longer at `from` (another replica got there first)
+    /// nothing is written and the answer is false.
+    async fn enqueue_deliveries(
+        &self,
+        webhook_id: Uuid,
+        from: i64,
+        to: i64,
+        deliveries: Vec<Delivery>,
+    ) -> StoreResult<bool>;
+
+    /// Claims up to `limit` pending deliveries due at `now` for sending:
+    /// their `next_attempt_at` moves to `until`, so no other sender (here or
+    /// on another replica) takes them before then. Oldest first.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
+
+    /// Records how a try went: delivered, due again at `retry_at`, or
+    /// dead. Nothing when the delivery is gone.
+    async fn record_attempt(&self, id: Uuid, attempt: Attempt) -> StoreResult<()>;
+
+    /// Makes a dead (or delivered) delivery pending again, due now; `None`
+    /// when there is no such delivery.
+    async fn redeliver(&self, id: Uuid) -> StoreResult<Option<Delivery>>;
+
+    /// Deliveries, newest first.
+    async fn deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>>;
+
+    /// When the next pending delivery is due.
+    async fn next_delivery_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
     /// Whether several server processes (replicas) may share this
     /// database. Then runs are driven under leases ([`Store::claim_runs`])

@@ -16,7 +16,9 @@ use signoff_core::{
 };
 use uuid::Uuid;
 
-use crate::{AuditQuery, IdempotencyKey, ListQuery, Store, StoreError};
+use signoff_core::{Attempt, Clock, Delivery, DeliveryStatus, Webhook, WebhookFormat};
+
+use crate::{AuditQuery, DeliveryQuery, IdempotencyKey, ListQuery, Store, StoreError};
 
 /// A draft titled `title` that lives `seconds`.
 pub fn draft(title: &str, seconds: u64) -> RequestDraft {
@@ -477,6 +479,148 @@ pub async fn expiry(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert!(store.verify_audit().await.unwrap().broken.is_none());
 }
 
+/// The outbox: a subscription starts at the head of the trail, its cursor
+/// moves as a compare-and-set with its deliveries, a claimed delivery is
+/// not claimed again until its claim ends, and tries are recorded.
+pub async fn webhook_outbox(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
+    store
+        .create(Uuid::now_v7(), draft("before", 60), None)
+        .await
+        .unwrap();
+    let head = store.last_audit_seq().await.unwrap();
+    let hook = store
+        .create_webhook(Webhook {
+            id: Uuid::now_v7(),
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["*".into()],
+            secret: "s3cret".into(),
+            format: WebhookFormat::Json,
+            created_by: Some("admin".into()),
+            created_at: clock.now(),
+            cursor: -1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(hook.cursor, head, "a new subscription starts at the head");
+    assert_eq!(store.webhooks().await.unwrap(), vec![hook.clone()]);
+
+    let request = Uuid::now_v7();
+    store
+        .create(request, draft("after", 60), None)
+        .await
+        .unwrap();
+    let seq = store.last_audit_seq().await.unwrap();
+    let delivery = Delivery {
+        id: Uuid::now_v7(),
+        webhook_id: hook.id,
+        seq,
+        event: "request.created".into(),
+        request_id: request,
+        body: "{\"type\":\"request.created\"}".into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: clock.now(),
+        last_status: None,
+        last_error: None,
+        created_at: clock.now(),
+        delivered_at: None,
+    };
+    assert!(
+        store
+            .enqueue_deliveries(hook.id, head, seq, vec![delivery.clone()])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .enqueue_deliveries(hook.id, head, seq, vec![delivery.clone()])
+            .await
+            .unwrap(),
+        "a stale cursor writes nothing"
+    );
+    assert_eq!(store.webhooks().await.unwrap()[0].cursor, seq);
+
+    let now = clock.now();
+    let lease = now + Duration::seconds(60);
+    let claimed = store.claim_deliveries(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].body, delivery.body);
+    assert!(
+        store
+            .claim_deliveries(now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(lease));
+
+    let retry_at = now + Duration::seconds(5);
+    store
+        .record_attempt(
+            delivery.id,
+            Attempt {
+                at: now,
+                status: Some(500),
+                error: Some("HTTP 500".into()),
+                retry_at: Some(retry_at),
+            },
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::seconds(5));
+    let again = store
+        .claim_deliveries(clock.now(), clock.now() + Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_status, Some(500));
+    store
+        .record_attempt(
+            delivery.id,
+            Attempt {
+                at: clock.now(),
+                status: Some(204),
+                error: None,
+                retry_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let listed = store
+        .deliveries(DeliveryQuery {
+            webhook_id: Some(hook.id),
+            status: None,
+            request_id: Some(request),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, DeliveryStatus::Delivered);
+    assert_eq!(listed[0].attempts, 2);
+    assert_eq!(listed[0].delivered_at, Some(clock.now()));
+    assert_eq!(store.next_delivery_due().await.unwrap(), None);
+
+    let redelivered = store.redeliver(delivery.id).await.unwrap().unwrap();
+    assert_eq!(redelivered.status, DeliveryStatus::Pending);
+    assert!(store.redeliver(Uuid::now_v7()).await.unwrap().is_none());
+
+    assert!(store.delete_webhook(hook.id).await.unwrap());
+    assert!(!store.delete_webhook(hook.id).await.unwrap());
+    assert!(store.webhooks().await.unwrap().is_empty());
+    let gone = store
+        .deliveries(DeliveryQuery {
+            webhook_id: None,
+            status: None,
+            request_id: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert!(gone.is_empty(), "deliveries go with their subscription");
+}
+
 /// Declares one test per suite function for a backend. `$open` is an async
 /// fn returning `(Arc<dyn Store>, Arc<ManualClock>, guard)`: a fresh, empty
 /// store, the clock it was opened with, and whatever must live as long as
@@ -542,6 +686,12 @@ macro_rules! suite_tests {
         async fn approval_plans() {
             let (store, _clock, _guard) = $open().await;
             $crate::suite::approval_plans(store).await;
+        }
+
+        #[tokio::test]
+        async fn webhook_outbox() {
+            let (store, clock, _guard) = $open().await;
+            $crate::suite::webhook_outbox(store, clock).await;
         }
     };
 }

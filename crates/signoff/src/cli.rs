@@ -94,6 +94,93 @@ pub enum Command {
     /// Create, list and revoke API tokens (directly in the database).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Outbound webhooks: subscribe URLs to events, see their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+/// `signoff webhook ...` (admins).
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Subscribe a URL to events; prints the signing secret (once).
+    Add(WebhookAddArgs),
+    /// List subscriptions.
+    List,
+    /// Remove a subscription and its deliveries.
+    Remove(WebhookIdArg),
+    /// List deliveries, newest first.
+    Deliveries(DeliveriesArgs),
+    /// Send a delivery again now (a dead one, typically).
+    Redeliver(WebhookIdArg),
+}
+
+/// `signoff webhook add`.
+#[derive(Debug, Args)]
+pub struct WebhookAddArgs {
+    /// Where to POST events (http:// or https://).
+    pub url: String,
+    /// Comma-separated event names: request.created, request.decided
+    /// (approved or rejected), request.approved, request.endorsed,
+    /// request.rejected, request.expired, request.cancelled,
+    /// request.denied, or * for all.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "request.created,request.decided"
+    )]
+    pub events: Vec<String>,
+    /// The HMAC-SHA256 signing key (16 to 256 characters); by default one
+    /// is made and printed.
+    #[arg(long, env = "SIGNOFF_WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// `json` (Signoff's event) or `slack` (a Slack incoming-webhook
+    /// message with a link to the request page).
+    #[arg(long, value_enum, default_value_t = WebhookFormatArg::Json)]
+    pub format: WebhookFormatArg,
+}
+
+/// `--format` of `webhook add`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebhookFormatArg {
+    /// Signoff's JSON event.
+    Json,
+    /// A Slack message.
+    Slack,
+}
+
+/// A subscription's or delivery's id.
+#[derive(Debug, Args)]
+pub struct WebhookIdArg {
+    /// The id.
+    pub id: Uuid,
+}
+
+/// `signoff webhook deliveries`.
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only those of this subscription.
+    #[arg(long)]
+    pub webhook: Option<Uuid>,
+    /// Only those in this state.
+    #[arg(long, value_enum)]
+    pub status: Option<DeliveryStatusArg>,
+    /// Only those about this request.
+    #[arg(long)]
+    pub request: Option<Uuid>,
+    /// At most this many (1 to 500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// `--status` of `webhook deliveries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeliveryStatusArg {
+    /// Not yet accepted; will be retried.
+    Pending,
+    /// Accepted by the receiver.
+    Delivered,
+    /// Every try failed.
+    Dead,
 }
 
 /// `signoff token ...`: works on the database file itself, so the first
@@ -272,6 +359,27 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub run_lease: String,
+
+    /// The address reviewers reach this server at, for the links in
+    /// notifications (`https://signoff.example.com`); by default `http://`
+    /// and the listening address.
+    #[arg(long, env = "SIGNOFF_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Wait before retrying a failed webhook delivery; doubled after each
+    /// further failure, up to 5 minutes.
+    #[arg(
+        long,
+        env = "SIGNOFF_WEBHOOK_RETRY_DELAY",
+        default_value = "5s",
+        value_name = "DURATION"
+    )]
+    pub webhook_retry_delay: String,
+
+    /// Tries of a webhook delivery, the first included, before it is
+    /// dead-lettered (kept, and sent again only by `webhook redeliver`).
+    #[arg(long, env = "SIGNOFF_WEBHOOK_ATTEMPTS", default_value = "8")]
+    pub webhook_attempts: std::num::NonZeroU32,
 }
 
 /// `--auth`.

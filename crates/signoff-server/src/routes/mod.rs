@@ -6,3 +6,4 @@ pub mod meta;
 pub mod runs;
 pub mod tokens;
 pub mod v1;
+pub mod webhooks;

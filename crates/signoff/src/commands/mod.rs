@@ -10,6 +10,7 @@ mod review;
 mod runs;
 mod serve;
 mod token;
+mod webhook;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -89,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Run(args) => runs::run(&client, args, json).await,
         Command::Runs(RunsCommand::Show(args)) => runs::show(&client, args.id, json).await,
         Command::Token(command) => token::run(command, json).await,
+        Command::Webhook(command) => webhook::run(&client, command, json).await,
     }
 }
 

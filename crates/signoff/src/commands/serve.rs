@@ -29,6 +29,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     if run_lease < std::time::Duration::from_secs(1) {
         return Err(UsageError::new("--run-lease: must be at least 1s").into());
     }
+    let retry_delay = parse_duration("--webhook-retry-delay", &args.webhook_retry_delay)?;
+    if retry_delay.is_zero() {
+        return Err(UsageError::new("--webhook-retry-delay: must be at least 1s").into());
+    }
+    if let Some(url) = &args.public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(UsageError::new("--public-url: must start with http:// or https://").into());
+    }
+    let backoff = signoff_core::Backoff {
+        first: retry_delay,
+        attempts: args.webhook_attempts.get(),
+        ..signoff_core::Backoff::default()
+    };
     let config = ServeConfig {
         listen: args.listen,
         database: args.database,
@@ -45,6 +59,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         },
         write_rate: args.write_rate,
         run_lease,
+        public_url: args.public_url,
+        webhook_backoff: backoff,
     };
     signoff_server::serve(config).await?;
     Ok(Outcome::Success)

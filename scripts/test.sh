@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check Signoff has, from a fresh clone, with nothing set up by hand:
 # formatting, lints, and the whole test suite (unit, store suite, HTTP
-# integration, CLI, crash, and the schemathesis fuzz of the OpenAPI document),
+# integration, CLI, crash, webhooks against a loopback receiver, the web
+# inbox in headless Chromium, and the schemathesis fuzz of the OpenAPI document),
 # once on SQLite and once more on PostgreSQL, plus the replica tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,11 +22,21 @@ export SIGNOFF_VENV="$venv"
 # The tests that need these tools fail instead of skipping when they are missing.
 export SIGNOFF_REQUIRE_TOOLS=1
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Chromium for the browser tests of the web inbox: Debian's package
+# (Playwright drives it; its own browser download does not work offline).
+export SIGNOFF_CHROMIUM="${SIGNOFF_CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$SIGNOFF_CHROMIUM" ]; then
+  step "installing Chromium from Debian's packages"
+  as_root apt-get install -y -q chromium >/dev/null \
+    || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q chromium >/dev/null; }
+fi
+
 # PostgreSQL for the PostgreSQL backend and the replica tests: the local
 # server, started when it is not running (installed from Debian's packages
 # when it is missing).
 export SIGNOFF_TEST_POSTGRES="${SIGNOFF_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
     step "installing PostgreSQL from Debian's packages"

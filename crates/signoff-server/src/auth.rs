@@ -53,6 +53,32 @@ pub struct Auth {
     pub writes: Arc<WriteLimiter>,
 }
 
+impl Auth {
+    /// The identity of a bearer token, or 401.
+    pub(crate) async fn identify(&self, token: &str) -> Result<Identity, AppError> {
+        let (id, secret) = parse_token(token).ok_or_else(|| unauthorized("invalid token"))?;
+        let record = self
+            .store
+            .token(id)
+            .await?
+            .ok_or_else(|| unauthorized("invalid token"))?;
+        record
+            .verify(secret, self.clock.now())
+            .map_err(|refusal| unauthorized(&refusal.to_string()))
+    }
+
+    /// Counts one write by `name`; 429 past the per-identity rate.
+    pub(crate) fn check_write_rate(&self, name: &str) -> Result<(), AppError> {
+        if let Err(not_until) = self.writes.check_key(&name.to_owned()) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return Err(AppError::rate_limited(wait.as_secs().max(1)));
+        }
+        Ok(())
+    }
+}
+
 /// The caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -97,22 +123,9 @@ where
             })
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header must be: Bearer <token>"))?;
-        let (id, secret) = parse_token(token).ok_or_else(|| unauthorized("invalid token"))?;
-        let record = auth
-            .store
-            .token(id)
-            .await?
-            .ok_or_else(|| unauthorized("invalid token"))?;
-        let identity = record
-            .verify(secret, auth.clock.now())
-            .map_err(|refusal| unauthorized(&refusal.to_string()))?;
-        if parts.method == axum::http::Method::POST
-            && let Err(not_until) = auth.writes.check_key(&identity.name)
-        {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            return Err(AppError::rate_limited(wait.as_secs().max(1)));
+        let identity = auth.identify(token).await?;
+        if parts.method == axum::http::Method::POST {
+            auth.check_write_rate(&identity.name)?;
         }
         Ok(Caller::Token(identity))
     }

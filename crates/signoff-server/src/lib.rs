@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod routes;
 pub mod service;
 pub mod sweeper;
+pub mod ui;
 pub mod webhooks;
 
 use std::future::Future;
@@ -183,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .route("/openapi.json", get(meta::openapi))
+        .merge(ui::routes())
         .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -159,8 +159,8 @@ mod tests {
     #[test]
     fn json_is_escaped_and_classed() {
         let html = json_html(&json!({"<b>": "x<script>", "n": 1, "ok": true, "z": null}));
-        assert!(html.contains(r#"<span class="k">"&lt;b&gt;"</span>: "#));
-        assert!(html.contains(r#"<span class="s">"x&lt;script&gt;"</span>"#));
+        assert!(html.contains(r#"<span class="k">&quot;&lt;b&gt;&quot;</span>: "#));
+        assert!(html.contains(r#"<span class="s">&quot;x&lt;script&gt;&quot;</span>"#));
         assert!(html.contains(r#"<span class="n">1</span>"#));
         assert!(html.contains(r#"<span class="b">true</span>"#));
         assert!(html.contains(r#"<span class="z">null</span>"#));

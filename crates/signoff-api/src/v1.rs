@@ -328,6 +328,11 @@ pub struct PlanView {
     pub may_approve: Option<EligibleView>,
     /// Every stage, in order.
     pub stages: Vec<ApprovalStageView>,
+    /// When reviewers are reminded if it is still pending (its policy's
+    /// `remind_at`); null when there is no reminder or it was given.
+    pub remind_at: Option<DateTime<Utc>>,
+    /// The group the reminder adds to the current stage's reviewers.
+    pub escalate_to: Option<String>,
 }
 
 impl PlanView {
@@ -390,6 +395,13 @@ impl PlanView {
             remaining: if pending { progress.remaining } else { 0 },
             may_approve,
             stages,
+            remind_at: r.remind_at(),
+            escalate_to: r
+                .plan
+                .reminder
+                .as_ref()
+                .filter(|_| pending)
+                .and_then(|reminder| reminder.escalate_to.clone()),
         }
     }
 }
@@ -504,7 +516,8 @@ pub struct AuditEntryView {
     /// When (RFC 3339, UTC).
     pub timestamp: DateTime<Utc>,
     /// created, approved, endorsed (a sign-off that did not yet complete
-    /// the approval chain), rejected, expired, cancelled, or denied (a
+    /// the approval chain), rejected, expired, cancelled, reminded (still
+    /// pending at its policy's reminder point), or denied (a
     /// refused attempt to decide it).
     pub event: String,
     /// The request.

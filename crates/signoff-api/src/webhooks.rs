@@ -68,6 +68,9 @@ pub enum EventName {
     /// A refused attempt to decide it.
     #[serde(rename = "request.denied")]
     Denied,
+    /// Still pending at its policy's reminder point (and maybe escalated).
+    #[serde(rename = "request.reminded")]
+    Reminded,
 }
 
 impl EventName {
@@ -83,6 +86,7 @@ impl EventName {
             EventName::Expired => "request.expired",
             EventName::Cancelled => "request.cancelled",
             EventName::Denied => "request.denied",
+            EventName::Reminded => "request.reminded",
         }
     }
 }

@@ -35,11 +35,15 @@ pub enum AuditEvent {
     /// Someone without the right to decide it tried to (401 or 403): the
     /// request is unchanged, the attempt is on record.
     Denied,
+    /// It was still pending at its policy's reminder point: reviewers are
+    /// notified again, and the reminder may have added a group to the
+    /// current stage's reviewers (escalation).
+    Reminded,
 }
 
 impl AuditEvent {
     /// Every event kind.
-    pub const ALL: [AuditEvent; 7] = [
+    pub const ALL: [AuditEvent; 8] = [
         AuditEvent::Created,
         AuditEvent::Approved,
         AuditEvent::Endorsed,
@@ -47,6 +51,7 @@ impl AuditEvent {
         AuditEvent::Expired,
         AuditEvent::Cancelled,
         AuditEvent::Denied,
+        AuditEvent::Reminded,
     ];
 
     /// The lowercase name used in storage and in /v1.
@@ -59,6 +64,7 @@ impl AuditEvent {
             AuditEvent::Expired => "expired",
             AuditEvent::Cancelled => "cancelled",
             AuditEvent::Denied => "denied",
+            AuditEvent::Reminded => "reminded",
         }
     }
 
@@ -73,6 +79,7 @@ impl AuditEvent {
             AuditEvent::Expired => "EXPIRATION",
             AuditEvent::Cancelled => "CANCELLATION",
             AuditEvent::Denied => "DENIED",
+            AuditEvent::Reminded => "REMINDER",
         }
     }
 

@@ -23,7 +23,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use identity::{Identity, Role, TokenRecord, TokenRefusal, parse_token};
 pub use input::{Actor, ExpiresIn, Reason, Title, ValidationError};
 pub use policy::{
-    Approval, ApprovalPlan, ApprovalStage, DEFAULT_POLICY, Progress, describe_eligible, progress,
+    Approval, ApprovalPlan, ApprovalStage, DEFAULT_POLICY, Progress, Reminder, describe_eligible,
+    progress,
 };
 pub use request::{
     ActionBindingError, Decided, Decision, Request, RequestDraft, Status, TransitionError, Verdict,

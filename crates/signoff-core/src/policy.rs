@@ -90,6 +90,22 @@ pub struct ApprovalPlan {
     pub rule: Option<String>,
     /// In order; none: approved on creation.
     pub stages: Vec<ApprovalStage>,
+    /// When to remind reviewers of a request still pending, and whom to
+    /// add; `None` once the reminder was given (or when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder: Option<Reminder>,
+}
+
+/// A reminder: at a point of a pending request's life, reviewers are
+/// notified again, and optionally a group joins the current stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// The point, in thousandths of the request's life (1 to 999): 750
+    /// reminds when three quarters of the time are gone.
+    pub at_permille: u16,
+    /// The group added to the current stage's eligible reviewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<String>,
 }
 
 impl ApprovalPlan {
@@ -100,12 +116,14 @@ impl ApprovalPlan {
             policy: DEFAULT_POLICY.to_owned(),
             rule: None,
             stages: vec![ApprovalStage::any_reviewer("review")],
+            reminder: None,
         }
     }
 
     /// Whether this is [`ApprovalPlan::single`] (stored as nothing).
     pub fn is_single(&self) -> bool {
         self.rule.is_none()
+            && self.reminder.is_none()
             && self.policy == DEFAULT_POLICY
             && self.stages.len() == 1
             && self.stages[0] == ApprovalStage::any_reviewer("review")
@@ -228,6 +246,7 @@ mod tests {
                 stage("manager", &[], &["managers"], 1),
                 stage("finance", &[], &["finance"], 2),
             ],
+            reminder: None,
         };
         assert_eq!(
             progress(&plan, &[]),

@@ -592,6 +592,58 @@ impl Request {
         Ok(self.record(AuditEvent::Expired, now, None, None, None, None))
     }
 
+    /// When this request's reminder is due: pending, with a reminder not
+    /// yet given.
+    pub fn remind_at(&self) -> Option<DateTime<Utc>> {
+        if self.status != Status::Pending {
+            return None;
+        }
+        let reminder = self.plan.reminder.as_ref()?;
+        let life = (self.expires_at - self.created_at).num_microseconds()?;
+        let offset = life / 1000 * i64::from(reminder.at_permille.clamp(1, 999));
+        Some(self.created_at + chrono::Duration::microseconds(offset))
+    }
+
+    /// Gives the reminder: the request stays pending; with an escalation
+    /// group, that group may from now on sign the current stage. Refused
+    /// when the request is decided, overdue, or has no reminder due.
+    pub fn remind(&mut self, now: DateTime<Utc>) -> Result<AuditRecord, TransitionError> {
+        if self.status.is_final() {
+            return Err(TransitionError::AlreadyFinal {
+                status: self.status,
+            });
+        }
+        if self.is_overdue(now) {
+            return Err(TransitionError::Expired {
+                expires_at: self.expires_at,
+            });
+        }
+        let Some(reminder) = self.plan.reminder.take() else {
+            return Err(TransitionError::NotOverdue {
+                expires_at: self.expires_at,
+            });
+        };
+        let current = crate::policy::progress(&self.plan, &self.approvals).current;
+        let stage = current.and_then(|index| self.plan.stages.get_mut(index));
+        let stage_name = stage.as_ref().map(|s| s.name.clone());
+        let comment = match (reminder.escalate_to, stage) {
+            (Some(group), Some(stage)) => {
+                // An open stage already admits every reviewer.
+                if !stage.is_open() && !stage.groups.contains(&group) {
+                    stage.groups.push(group.clone());
+                }
+                Some(format!(
+                    "escalated: group {group} may now sign {}",
+                    stage.name
+                ))
+            }
+            _ => None,
+        };
+        let mut record = self.record(AuditEvent::Reminded, now, None, None, comment, None);
+        record.stage = stage_name;
+        Ok(record)
+    }
+
     fn record(
         &self,
         event: AuditEvent,
@@ -765,6 +817,7 @@ mod tests {
                 stage("manager", "managers", 1),
                 stage("finance", "finance", 2),
             ],
+            reminder: None,
         }
     }
 
@@ -871,6 +924,7 @@ mod tests {
             policy: "auto".into(),
             rule: Some("low-risk".into()),
             stages: Vec::new(),
+            reminder: None,
         };
         let (request, records) = d.open(Uuid::now_v7(), t0());
         assert_eq!(request.status, Status::Approved);

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
-use signoff_core::{ApprovalPlan, ApprovalStage, DEFAULT_POLICY};
+use signoff_core::{ApprovalPlan, ApprovalStage, DEFAULT_POLICY, Reminder};
 
 /// One policy as written in the file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -44,6 +44,53 @@ use signoff_core::{ApprovalPlan, ApprovalStage, DEFAULT_POLICY};
 pub struct PolicyConfig {
     /// Its stages, decided in order.
     pub stages: Vec<Spanned<StageConfig>>,
+    /// Remind reviewers of a request still pending at this fraction of its
+    /// life (0.75: when three quarters of the time are gone).
+    #[serde(default)]
+    pub remind_at: Option<Spanned<f64>>,
+    /// With the reminder, add this group to the current stage's reviewers.
+    #[serde(default)]
+    pub escalate_to: Option<Spanned<String>>,
+}
+
+/// Checks a policy's reminder settings.
+fn reminder(problems: &mut Vec<Problem>, what: &str, policy: &PolicyConfig) -> Option<Reminder> {
+    let escalate_to = match &policy.escalate_to {
+        Some(group) if group.value.trim().is_empty() => {
+            problems.push(Problem {
+                at: group.referenced,
+                message: format!("{what}: escalate_to names no group"),
+            });
+            None
+        }
+        Some(group) => Some(group.value.trim().to_owned()),
+        None => None,
+    };
+    let Some(at) = &policy.remind_at else {
+        if let Some(group) = &policy.escalate_to {
+            problems.push(Problem {
+                at: group.referenced,
+                message: format!("{what}: escalate_to needs remind_at (when to escalate)"),
+            });
+        }
+        return None;
+    };
+    if !(at.value > 0.0 && at.value < 1.0) {
+        problems.push(Problem {
+            at: at.referenced,
+            message: format!(
+                "{what}: remind_at is a fraction of the request's life, above 0 and below 1 (0.75: when three quarters are gone), not {}",
+                at.value
+            ),
+        });
+        return None;
+    }
+    // Within (0, 1), so the product is within (0, 1000).
+    let at_permille = (at.value * 1000.0).round().clamp(1.0, 999.0) as u16;
+    Some(Reminder {
+        at_permille,
+        escalate_to,
+    })
 }
 
 /// One stage as written in the file.
@@ -174,7 +221,7 @@ pub struct Policies {
 
 #[derive(Default)]
 struct Inner {
-    policies: BTreeMap<String, Vec<ApprovalStage>>,
+    policies: BTreeMap<String, (Vec<ApprovalStage>, Option<Reminder>)>,
     rules: Vec<Rule>,
     default: Option<String>,
     /// CEL's standard library, built once when there are rules: building
@@ -213,7 +260,8 @@ impl Policies {
                 });
             }
             let stages = stages(&mut problems, &what, &policy.value.stages, &[]);
-            compiled.insert(name.clone(), stages);
+            let reminder = reminder(&mut problems, &what, &policy.value);
+            compiled.insert(name.clone(), (stages, reminder));
         }
         let known = || {
             let names: Vec<&str> = policies.keys().map(String::as_str).collect();
@@ -375,6 +423,7 @@ impl Policies {
                     policy: "auto-approve".into(),
                     rule: Some(rule.name.clone()),
                     stages: Vec::new(),
+                    reminder: None,
                 },
                 Outcome::Stages { policy, extra } => {
                     let mut plan = self.base(policy.as_deref(), Some(&rule.name));
@@ -393,10 +442,11 @@ impl Policies {
     fn base(&self, policy: Option<&str>, rule: Option<&str>) -> ApprovalPlan {
         let name = policy.or(self.inner.default.as_deref());
         let mut plan = match name.and_then(|n| self.inner.policies.get(n).map(|s| (n, s))) {
-            Some((name, stages)) => ApprovalPlan {
+            Some((name, (stages, reminder))) => ApprovalPlan {
                 policy: name.to_owned(),
                 rule: None,
                 stages: stages.clone(),
+                reminder: reminder.clone(),
             },
             None => ApprovalPlan {
                 policy: DEFAULT_POLICY.to_owned(),
@@ -636,6 +686,44 @@ default_policy: standard
         let missing = plan_for(&policies, &other, "dev");
         assert!(matches!(missing.rules[0].verdict, Verdict::MissingField(_)));
         assert_eq!(names(&missing.plan), ["manager", "finance"]);
+    }
+
+    #[test]
+    fn reminders_are_checked_and_carried_into_plans() {
+        let policies = compile(
+            "policies:\n  p:\n    stages: [{ name: s, any_reviewer: true }]\n    remind_at: 0.75\n    escalate_to: oncall\ndefault_policy: p\n",
+        )
+        .unwrap();
+        let labels = BTreeMap::new();
+        let plan = policies
+            .plan(Facts {
+                action: &Map::new(),
+                labels: &labels,
+                requester: "a",
+                title: "t",
+            })
+            .unwrap();
+        assert_eq!(
+            plan.reminder,
+            Some(Reminder {
+                at_permille: 750,
+                escalate_to: Some("oncall".into())
+            })
+        );
+        let problems = compile(
+            "policies:\n  p:\n    stages: [{ name: s, any_reviewer: true }]\n    remind_at: 1.5\n",
+        )
+        .unwrap_err();
+        assert!(problems[0].message.contains("remind_at"), "{problems:?}");
+        assert_eq!(problems[0].at.line(), 4);
+        let problems = compile(
+            "policies:\n  p:\n    stages: [{ name: s, any_reviewer: true }]\n    escalate_to: oncall\n",
+        )
+        .unwrap_err();
+        assert!(
+            problems[0].message.contains("needs remind_at"),
+            "{problems:?}"
+        );
     }
 
     #[test]

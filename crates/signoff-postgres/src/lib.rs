@@ -77,6 +77,7 @@ const UNFINISHED: &str = "('drafting', 'validating', 'awaiting_approval', 'execu
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_webhooks.sql"),
+    include_str!("../migrations/0003_reminders.sql"),
 ];
 
 /// How to reach the database.
@@ -244,6 +245,7 @@ pub(crate) fn request_from_row(row: &PgRow) -> StoreResult<Request> {
         plan: row.try_get("plan").map_err(get)?,
         approvals: row.try_get("approvals").map_err(get)?,
         stage: row.try_get("stage").map_err(get)?,
+        remind_at: None,
     }
     .decode()
 }
@@ -441,6 +443,22 @@ impl Store for PgStore {
             writer::Done::Expired(requests) => Ok(requests),
             _ => Err(mismatch()),
         }
+    }
+
+    async fn remind_due(&self, limit: u32) -> StoreResult<Vec<Request>> {
+        match self.write(writer::Op::Remind { limit }).await? {
+            writer::Done::Expired(reminded) => Ok(reminded),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn next_reminder(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT MIN(remind_at) FROM requests WHERE remind_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let at: Option<i64> = row.try_get(0).map_err(unavailable)?;
+        at.map(|at| from_micros("remind_at", at)).transpose()
     }
 
     async fn next_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {

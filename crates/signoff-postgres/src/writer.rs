@@ -48,6 +48,9 @@ pub(crate) enum Op {
     ExpireOverdue {
         limit: u32,
     },
+    Remind {
+        limit: u32,
+    },
     Deny {
         id: Uuid,
         actor: Option<String>,
@@ -240,6 +243,7 @@ async fn apply(
             Op::ExpireOverdue { limit } => {
                 expire(&mut tx, &mut batch, &mut chain, now, *limit).await?
             }
+            Op::Remind { limit } => remind(&mut tx, &mut batch, &mut chain, now, *limit).await?,
             Op::Deny { id, actor, reason } => match batch.request(&mut tx, *id).await? {
                 Some(request) => {
                     let record = request.denial(now, actor.clone(), reason.clone());
@@ -373,6 +377,41 @@ async fn expire(
     Ok(Ok(Done::Expired(expired)))
 }
 
+async fn remind(
+    conn: &mut PgConnection,
+    batch: &mut Batch,
+    chain: &mut Chain,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> Outcome {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        request_columns!(),
+        " FROM requests WHERE remind_at <= $1 AND status = 'pending'
+          ORDER BY remind_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(micros(now))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    let mut reminded = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let stored = request_from_row(row)?;
+        let mut request = match batch.touched.get(&stored.id) {
+            Some(t) => t.request.clone(),
+            None => stored,
+        };
+        // Decided in this batch, overdue, or already reminded: nothing.
+        if let Ok(record) = request.remind(now) {
+            batch.append(chain, vec![record]);
+            batch.touch(request.clone(), false, true);
+            reminded.push(request);
+        }
+    }
+    Ok(Ok(Done::Expired(reminded)))
+}
+
 /// Writes what the batch did: a statement per kind of change.
 async fn flush(conn: &mut PgConnection, batch: &Batch, chain: &Chain) -> StoreResult<()> {
     let mut inserts = Vec::new();
@@ -448,10 +487,10 @@ async fn insert_requests(conn: &mut PgConnection, rows: Vec<RequestRow>) -> Stor
     sqlx::query(concat!(
         "INSERT INTO requests (",
         request_columns!(),
-        ") SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-             $6::text[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::int8[],
-             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-             $18::text[])"
+        ", remind_at) SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[],
+             $5::text[], $6::text[], $7::int8[], $8::int8[], $9::text[], $10::text[],
+             $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+             $17::text[], $18::text[], $19::int8[])"
     ))
     .bind(column(&rows, |r| r.id))
     .bind(column(&rows, |r| r.title.clone()))
@@ -471,6 +510,7 @@ async fn insert_requests(conn: &mut PgConnection, rows: Vec<RequestRow>) -> Stor
     .bind(column(&rows, |r| r.plan.clone()))
     .bind(column(&rows, |r| r.approvals.clone()))
     .bind(column(&rows, |r| r.stage.clone()))
+    .bind(column(&rows, |r| r.remind_at))
     .execute(conn)
     .await
     .map_err(unavailable)?;
@@ -485,11 +525,12 @@ async fn update_requests(conn: &mut PgConnection, rows: Vec<RequestRow>) -> Stor
         "UPDATE requests AS r SET status = u.status, reviewer = u.reviewer,
              decided_at = u.decided_at, comment = u.comment,
              rejection_reason = u.rejection_reason, edited_action = u.edited_action,
-             action_hash = u.action_hash, approvals = u.approvals, stage = u.stage
+             action_hash = u.action_hash, approvals = u.approvals, stage = u.stage,
+             plan = u.plan, remind_at = u.remind_at
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[])
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[])
               AS u(id, status, reviewer, decided_at, comment, rejection_reason,
-                   edited_action, action_hash, approvals, stage)
+                   edited_action, action_hash, approvals, stage, plan, remind_at)
          WHERE r.id = u.id AND r.status = 'pending'",
     )
     .bind(column(&rows, |r| r.id))
@@ -502,6 +543,8 @@ async fn update_requests(conn: &mut PgConnection, rows: Vec<RequestRow>) -> Stor
     .bind(column(&rows, |r| r.action_hash.clone()))
     .bind(column(&rows, |r| r.approvals.clone()))
     .bind(column(&rows, |r| r.stage.clone()))
+    .bind(column(&rows, |r| r.plan.clone()))
+    .bind(column(&rows, |r| r.remind_at))
     .execute(conn)
     .await
     .map_err(unavailable)?

@@ -180,7 +180,10 @@ impl Service {
     fn after_create(&self, request: &Request) {
         if request.status == Status::Expired {
             self.hub.notify(request.id);
-        } else if request.expires_at.timestamp_micros()
+        } else if request
+            .remind_at()
+            .map_or(request.expires_at, |at| at.min(request.expires_at))
+            .timestamp_micros()
             < self.sweeper.next_wake.load(Ordering::Acquire)
         {
             self.sweeper.nudge.send_replace(());

@@ -1,9 +1,11 @@
 //! The expiry sweeper: moves overdue pending requests to `expired` without
-//! anyone touching them, so waiters and lists see `expired` on time.
+//! anyone touching them, so waiters and lists see `expired` on time, and
+//! gives the reminders of policies that have them (a `reminded` audit
+//! entry, which webhooks and event streams carry, and the escalation).
 //!
-//! It sleeps until the next request is due (asking the store when that is),
-//! and a create that expires sooner nudges it; it never polls on a fixed
-//! tick. Each pass is one [`sweep_once`] step, which a test can call directly.
+//! It sleeps until the next request or reminder is due (asking the store
+//! when that is), and a create due sooner nudges it; it never polls on a
+//! fixed tick. Each pass is one [`sweep_once`] step, which a test can call directly.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -33,6 +35,17 @@ pub async fn sweep_once(service: &Service) -> Result<usize, signoff_store::Store
         }
         metrics::counter!("signoff_requests_expired_total").increment(expired.len() as u64);
         if expired.len() < BATCH as usize {
+            break;
+        }
+    }
+    loop {
+        let reminded = service.store().remind_due(BATCH).await?;
+        if !reminded.is_empty() {
+            tracing::info!(reminded = reminded.len(), "reminders given");
+            service.changed();
+        }
+        metrics::counter!("signoff_reminders_total").increment(reminded.len() as u64);
+        if reminded.len() < BATCH as usize {
             return Ok(total);
         }
     }
@@ -71,7 +84,15 @@ pub async fn run(service: Service, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn next_pause(service: &Service) -> Duration {
-    match service.store().next_expiry().await {
+    let store = service.store();
+    let next = match (store.next_expiry().await, store.next_reminder().await) {
+        (Ok(expiry), Ok(reminder)) => Ok(match (expiry, reminder) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }),
+        (Err(error), _) | (_, Err(error)) => Err(error),
+    };
+    match next {
         Ok(Some(due)) => (due - service.clock().now())
             .to_std()
             .unwrap_or(Duration::ZERO)

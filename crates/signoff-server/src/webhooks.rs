@@ -390,6 +390,7 @@ fn slack_message(entry: &AuditEntry, request: &RequestView, url: &str) -> serde_
         AuditEvent::Expired => format!("Expired without a decision: {link}"),
         AuditEvent::Cancelled => format!("Cancelled by {actor}: {link}"),
         AuditEvent::Denied => format!("Refused attempt by {actor} to decide {link}"),
+        AuditEvent::Reminded => format!("Reminder: still waiting for a decision: {link}"),
     };
     let mut detail = Vec::new();
     if let Some(reason) = &record.reason {
@@ -398,7 +399,7 @@ fn slack_message(entry: &AuditEntry, request: &RequestView, url: &str) -> serde_
     if let Some(comment) = &record.comment {
         detail.push(format!("Comment: {}", slack_escape(comment)));
     }
-    if record.event == AuditEvent::Created {
+    if matches!(record.event, AuditEvent::Created | AuditEvent::Reminded) {
         detail.push(format!(
             "Expires {}",
             request.expires_at.format("%Y-%m-%d %H:%M UTC")

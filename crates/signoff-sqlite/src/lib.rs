@@ -242,6 +242,28 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn remind_due(&self, limit: u32) -> StoreResult<Vec<Request>> {
+        match self.write(Op::Remind { limit }).await? {
+            Done::Expired(reminded) => Ok(reminded),
+            _ => Err(mismatch()),
+        }
+    }
+
+    async fn next_reminder(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.readers
+            .run(|conn| {
+                let at: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT MIN(remind_at) FROM requests WHERE remind_at IS NOT NULL",
+                    )
+                    .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+                    .map_err(unavailable)?;
+                at.map(|at| signoff_store::codec::from_micros("remind_at", at))
+                    .transpose()
+            })
+            .await
+    }
+
     async fn next_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
         self.readers
             .run(|conn| {

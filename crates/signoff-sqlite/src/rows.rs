@@ -45,6 +45,7 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
         plan: row.get(15).map_err(get_err)?,
         approvals: row.get(16).map_err(get_err)?,
         stage: row.get(17).map_err(get_err)?,
+        remind_at: None,
     }
     .decode()
 }
@@ -73,7 +74,7 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
     let plan = codec::plan_column(request)?;
     let approvals = codec::approvals_column(request)?;
     conn.prepare_cached(&format!(
-        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        "INSERT INTO requests ({REQUEST_COLUMNS}, remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -95,6 +96,7 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
             plan,
             approvals,
             decision.and_then(|d| d.stage.as_deref()),
+            request.remind_at().map(micros),
         ])
     })
     .map_err(unavailable)?;
@@ -113,10 +115,12 @@ fn edited_action(decision: Option<&Decision>) -> Option<String> {
 pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(), StoreError> {
     let decision = request.decision.as_ref();
     let approvals = codec::approvals_column(request)?;
+    let plan = codec::plan_column(request)?;
     let changed = conn
         .prepare_cached(
             "UPDATE requests SET status = ?2, reviewer = ?3, decided_at = ?4, comment = ?5, rejection_reason = ?6,
-                 edited_action = ?7, action_hash = ?8, approvals = ?9, stage = ?10
+                 edited_action = ?7, action_hash = ?8, approvals = ?9, stage = ?10, plan = ?11,
+                 remind_at = ?12
              WHERE id = ?1 AND status = 'pending'",
         )
         .and_then(|mut stmt| {
@@ -131,6 +135,8 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
                 decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
                 approvals,
                 decision.and_then(|d| d.stage.as_deref()),
+                plan,
+                request.remind_at().map(micros),
             ])
         })
         .map_err(unavailable)?;

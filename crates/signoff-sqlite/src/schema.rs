@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_identity.sql"),
     include_str!("../migrations/0005_policies.sql"),
     include_str!("../migrations/0006_webhooks.sql"),
+    include_str!("../migrations/0007_reminders.sql"),
 ];
 
 /// Opens the one connection that writes, creating the file if needed, and

@@ -52,6 +52,9 @@ pub(crate) enum Op {
     ExpireOverdue {
         limit: u32,
     },
+    Remind {
+        limit: u32,
+    },
     CreateRun {
         run: Run,
     },
@@ -233,6 +236,7 @@ fn apply(
         } => create(conn, chain, now, id, draft, idempotency),
         Op::Decide { id, verdict } => decide(conn, chain, now, id, verdict),
         Op::ExpireOverdue { limit } => expire_overdue(conn, chain, now, limit),
+        Op::Remind { limit } => remind_due(conn, chain, now, limit),
         // A single INSERT either happened or not: nothing to tear.
         Op::CreateRun { run } => {
             Applied::clean(runs::insert_run(conn, &run).map(|()| Done::Run(run)))
@@ -454,17 +458,63 @@ fn expire_overdue(
     Applied::clean(Ok(Done::Expired(expired)))
 }
 
+fn remind_due(
+    conn: &Connection,
+    chain: &mut Chain,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> Applied {
+    let due = match find_due(
+        conn,
+        "SELECT {COLUMNS} FROM requests
+         WHERE remind_at <= ?1 AND status = 'pending' ORDER BY remind_at LIMIT ?2",
+        now,
+        limit,
+    ) {
+        Ok(due) => due,
+        Err(error) => return Applied::clean(Err(error)),
+    };
+    let mut reminded = Vec::with_capacity(due.len());
+    for mut request in due {
+        // Overdue: the expiry sweep takes it, not a reminder.
+        let Ok(record) = request.remind(now) else {
+            continue;
+        };
+        let written =
+            update_decided(conn, &request).and_then(|()| append(conn, chain, vec![record]));
+        if let Err(error) = written {
+            return Applied::torn(error);
+        }
+        reminded.push(request);
+    }
+    Applied::clean(Ok(Done::Expired(reminded)))
+}
+
 /// Pending requests whose time is up, soonest first.
 fn find_overdue(
     conn: &Connection,
     now: chrono::DateTime<chrono::Utc>,
     limit: u32,
 ) -> StoreResult<Vec<Request>> {
+    find_due(
+        conn,
+        "SELECT {COLUMNS} FROM requests
+         WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+        now,
+        limit,
+    )
+}
+
+/// The requests `query` (with `{COLUMNS}`, `?1` now and `?2` the limit)
+/// selects.
+fn find_due(
+    conn: &Connection,
+    query: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> StoreResult<Vec<Request>> {
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests
-             WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
-        ))
+        .prepare_cached(&query.replace("{COLUMNS}", REQUEST_COLUMNS))
         .map_err(unavailable)?;
     let mut rows = stmt.query((micros(now), limit)).map_err(unavailable)?;
     let mut overdue = Vec::new();

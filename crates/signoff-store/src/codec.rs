@@ -66,6 +66,10 @@ pub struct RequestRow {
     pub plan: Option<String>,
     pub approvals: Option<String>,
     pub stage: Option<String>,
+    /// When the reminder is due (see [`Request::remind_at`]): written so
+    /// the sweeper can find due reminders by index, never read back (the
+    /// plan says it).
+    pub remind_at: Option<i64>,
 }
 
 impl RequestRow {
@@ -94,6 +98,7 @@ impl RequestRow {
             plan: plan_column(request)?,
             approvals: approvals_column(request)?,
             stage: decision.and_then(|d| d.stage.clone()),
+            remind_at: request.remind_at().map(micros),
         })
     }
 

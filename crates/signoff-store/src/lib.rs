@@ -184,6 +184,14 @@ pub trait Store: Send + Sync + 'static {
     /// When the next pending request expires.
     async fn next_expiry(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
+    /// Gives up to `limit` reminders that are due (see
+    /// `Request::remind`): each request's escalation and `reminded` audit
+    /// entry in one transaction; returns the reminded requests.
+    async fn remind_due(&self, limit: u32) -> StoreResult<Vec<Request>>;
+
+    /// When the next reminder is due.
+    async fn next_reminder(&self) -> StoreResult<Option<DateTime<Utc>>>;
+
     /// Reads audit entries oldest first.
     async fn audit(&self, query: AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 

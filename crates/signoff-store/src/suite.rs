@@ -145,6 +145,7 @@ pub async fn approval_plans(store: Arc<dyn Store>) {
                 quorum: 2,
             },
         ],
+        reminder: None,
     };
     let mut chained = draft("chained", 60);
     chained.plan = plan.clone();
@@ -200,6 +201,7 @@ pub async fn approval_plans(store: Arc<dyn Store>) {
         policy: "auto".into(),
         rule: Some("small".into()),
         stages: Vec::new(),
+        reminder: None,
     };
     let auto_id = Uuid::now_v7();
     let created = store.create(auto_id, auto, None).await.unwrap();
@@ -621,6 +623,72 @@ pub async fn webhook_outbox(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert!(gone.is_empty(), "deliveries go with their subscription");
 }
 
+/// A reminder is given once, when due, escalates the current stage, and
+/// is recorded; decided requests get none.
+pub async fn reminders(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
+    let mut reminded = draft("remind me", 100);
+    reminded.plan = ApprovalPlan {
+        policy: "finance".into(),
+        rule: None,
+        stages: vec![ApprovalStage {
+            name: "finance".into(),
+            users: Vec::new(),
+            groups: vec!["finance".into()],
+            quorum: 1,
+        }],
+        reminder: Some(signoff_core::Reminder {
+            at_permille: 500,
+            escalate_to: Some("oncall".into()),
+        }),
+    };
+    let id = Uuid::now_v7();
+    store.create(id, reminded.clone(), None).await.unwrap();
+    let decided = Uuid::now_v7();
+    store.create(decided, reminded, None).await.unwrap();
+    let member = Verdict::Approve {
+        reviewer: Actor::parse("reviewer", "fiona").unwrap(),
+        groups: Some(vec!["finance".into()]),
+        comment: None,
+        edited_action: None,
+    };
+    store.decide(decided, member).await.unwrap();
+    let due = clock.now() + Duration::seconds(50);
+    assert_eq!(store.next_reminder().await.unwrap(), Some(due));
+    assert!(store.remind_due(10).await.unwrap().is_empty(), "not yet");
+    clock.advance(Duration::seconds(51));
+    let given = store.remind_due(10).await.unwrap();
+    assert_eq!(given.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    assert!(store.remind_due(10).await.unwrap().is_empty(), "only once");
+    assert_eq!(store.next_reminder().await.unwrap(), None);
+    let stored = store.get(id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Pending);
+    assert_eq!(stored.plan.reminder, None);
+    assert_eq!(stored.plan.stages[0].groups, ["finance", "oncall"]);
+    let trail = store
+        .audit(AuditQuery {
+            request_id: Some(id),
+            after_seq: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let last = &trail.last().unwrap().record;
+    assert_eq!(last.event, AuditEvent::Reminded);
+    assert_eq!(last.stage.as_deref(), Some("finance"));
+    // The escalated group may now sign.
+    let oncall = Verdict::Approve {
+        reviewer: Actor::parse("reviewer", "otto").unwrap(),
+        groups: Some(vec!["oncall".into()]),
+        comment: None,
+        edited_action: None,
+    };
+    assert_eq!(
+        store.decide(id, oncall).await.unwrap().status,
+        Status::Approved
+    );
+    assert!(store.verify_audit().await.unwrap().broken.is_none());
+}
+
 /// Declares one test per suite function for a backend. `$open` is an async
 /// fn returning `(Arc<dyn Store>, Arc<ManualClock>, guard)`: a fresh, empty
 /// store, the clock it was opened with, and whatever must live as long as
@@ -692,6 +760,12 @@ macro_rules! suite_tests {
         async fn webhook_outbox() {
             let (store, clock, _guard) = $open().await;
             $crate::suite::webhook_outbox(store, clock).await;
+        }
+
+        #[tokio::test]
+        async fn reminders() {
+            let (store, clock, _guard) = $open().await;
+            $crate::suite::reminders(store, clock).await;
         }
     };
 }

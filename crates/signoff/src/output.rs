@@ -233,6 +233,18 @@ fn approval(out: &mut impl Write, request: &RequestView) -> anyhow::Result<()> {
             eligible(may)
         )?;
     }
+    if let Some(at) = plan.remind_at {
+        let escalation = plan
+            .escalate_to
+            .as_deref()
+            .map(|group| format!(", adding group {group} to the stage"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {DIM}reminder{DIM:#}    {}{escalation}",
+            relative(at, Utc::now())
+        )?;
+    }
     Ok(())
 }
 

@@ -504,3 +504,85 @@ async fn slack_format_posts_a_message_with_a_link_to_the_request_page() {
     assert_eq!(message["blocks"][0]["type"], "section");
     assert_eq!(message["blocks"][1]["elements"][0]["url"], link.as_str());
 }
+
+#[tokio::test]
+async fn a_reminder_notifies_again_and_escalates_to_another_group() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::fresh_database(dir.path()).await;
+    let config = dir.path().join("signoff.yaml");
+    std::fs::write(
+        &config,
+        r#"
+policies:
+  finance:
+    stages:
+      - { name: finance, groups: [finance] }
+    remind_at: 0.5
+    escalate_to: oncall
+default_policy: finance
+"#,
+    )
+    .unwrap();
+    let admin = token(&db, "ada", "admin", &[]);
+    let agent = token(&db, "bot", "agent", &[]);
+    let otto = token(&db, "otto", "reviewer", &["--group", "oncall"]);
+    let server =
+        TestServer::start_on_with(&db, &["--auth", "on", "--config", config.to_str().unwrap()])
+            .await;
+    add_webhook(
+        &server,
+        Some(&admin),
+        &[
+            &receiver.url(),
+            "--events",
+            "request.reminded",
+            "--secret",
+            SECRET,
+        ],
+    );
+    let (status, created) = post(
+        &server,
+        "/v1/requests",
+        Some(&agent),
+        json!({"title": "Pay the invoice", "proposed_action": {"pay": 900}, "expires_in": 4}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let remind_at: chrono::DateTime<chrono::Utc> = created["approval"]["remind_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let created_at: chrono::DateTime<chrono::Utc> =
+        created["created_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!((remind_at - created_at).num_milliseconds(), 2000);
+    assert_eq!(created["approval"]["escalate_to"], "oncall");
+
+    // Before the reminder, on-call is not a reviewer of this request.
+    let approve = format!("/v1/requests/{id}/approve");
+    let (status, refused) = post(&server, &approve, Some(&otto), json!({})).await;
+    assert_eq!(status, 403, "{refused}");
+
+    // Half-way through its life: one signed reminder, then on-call may sign.
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_signed(&received[0], SECRET);
+    let event = received[0].json();
+    assert_eq!(event["type"], "request.reminded");
+    assert_eq!(event["entry"]["stage"], "finance");
+    assert!(
+        event["entry"]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("oncall"),
+        "{event}"
+    );
+    let groups = &event["request"]["approval"]["stages"][0]["eligible"]["groups"];
+    assert_eq!(groups, &json!(["finance", "oncall"]));
+    let (status, approved) = post(&server, &approve, Some(&otto), json!({})).await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1, "one reminder only");
+}

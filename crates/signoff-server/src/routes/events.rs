@@ -42,8 +42,8 @@ pub struct StreamEvent {
     /// The audit entry's sequence number: send it back as `Last-Event-ID`.
     pub id: String,
     /// `request.created`, `request.approved`, `request.endorsed`,
-    /// `request.rejected`, `request.expired`, `request.cancelled` or
-    /// `request.denied`.
+    /// `request.rejected`, `request.expired`, `request.cancelled`,
+    /// `request.denied` or `request.reminded`.
     pub event: String,
     /// The entry, as JSON (an `AuditEntryView`).
     pub data: String,
@@ -67,7 +67,7 @@ pub struct EventsParams {
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (empty: as if absent)", nullable = false, pattern = r"^[0-9]{0,18}$"),
     ),
     responses(
-        (status = 200, description = "An event stream: `id` is the entry's sequence number, `event` is `request.created`, `request.approved`, `request.endorsed`, `request.rejected`, `request.expired`, `request.cancelled` or `request.denied`, `data` is the entry (AuditEntryView). It ends after the server's --max-wait; reconnect with Last-Event-ID.", content_type = "text/event-stream", body = StreamEvent),
+        (status = 200, description = "An event stream: `id` is the entry's sequence number, `event` is `request.created`, `request.approved`, `request.endorsed`, `request.rejected`, `request.expired`, `request.cancelled`, `request.denied` or `request.reminded`, `data` is the entry (AuditEntryView). It ends after the server's --max-wait; reconnect with Last-Event-ID.", content_type = "text/event-stream", body = StreamEvent),
         (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
         (status = 400, description = "Invalid Last-Event-ID or after", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),

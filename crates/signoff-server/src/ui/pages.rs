@@ -520,6 +520,7 @@ struct RequestPage {
     labels: Vec<(String, String)>,
     policy: String,
     chain: Vec<StageRow>,
+    reminder: String,
     action_html: String,
     action_text: String,
     validation: Option<Validation>,
@@ -686,6 +687,17 @@ async fn build_request_page(
             request.plan.policy.clone()
         },
         chain,
+        reminder: match (request.remind_at(), &request.plan.reminder) {
+            (Some(at), Some(reminder)) => {
+                let escalation = reminder
+                    .escalate_to
+                    .as_deref()
+                    .map(|group| format!("; group {group} joins the current stage"))
+                    .unwrap_or_default();
+                format!("Reminder {}{escalation}.", relative(at, now))
+            }
+            _ => String::new(),
+        },
         action_html: json_html(&action),
         action_text: serde_json::to_string_pretty(&action).unwrap_or_default(),
         validation,

@@ -226,3 +226,80 @@ async fn forms_without_a_session_or_with_a_bad_csrf_token_are_refused() {
             .contains("HttpOnly; SameSite=Strict")
     );
 }
+
+#[tokio::test]
+async fn a_late_stage_reviewer_finds_requests_behind_hundreds_of_earlier_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::fresh_database(dir.path()).await;
+    let config = dir.path().join("signoff.yaml");
+    std::fs::write(
+        &config,
+        "policies:\n  chain:\n    stages:\n      - { name: manager, groups: [managers] }\n      - { name: finance, groups: [finance] }\ndefault_policy: chain\n",
+    )
+    .unwrap();
+    let agent = token(&db, "bot", "agent", &[]);
+    let mia = token(&db, "mia", "reviewer", &["--group", "managers"]);
+    let fiona = token(&db, "fiona", "reviewer", &["--group", "finance"]);
+    let server = TestServer::start_on_with(
+        &db,
+        &[
+            "--auth",
+            "on",
+            "--config",
+            config.to_str().unwrap(),
+            "--write-rate",
+            "100000",
+        ],
+    )
+    .await;
+    let create = |title: String| {
+        let server = &server;
+        let agent = &agent;
+        async move {
+            let (status, body) = post(
+                server,
+                "/v1/requests",
+                Some(agent),
+                json!({"title": title, "proposed_action": {"n": 1}}),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let oldest = create("signed by the manager".into()).await;
+    for i in 0..700 {
+        create(format!("waiting for a manager {i}")).await;
+    }
+    let (status, _) = post(
+        &server,
+        &format!("/v1/requests/{oldest}/approve"),
+        Some(&mia),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let inbox = |who: String| {
+        let url = format!("{}/ui/inbox", server.url);
+        async move {
+            let page = plain()
+                .get(url)
+                .header("cookie", format!("signoff_session={who}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(page.status(), 200);
+            page.text().await.unwrap()
+        }
+    };
+    // Finance's inbox: the one request at their stage, found past 700
+    // newer ones that are not theirs yet.
+    let finance = inbox(fiona).await;
+    assert!(finance.contains(&oldest), "finance does not see {oldest}");
+    assert_eq!(finance.matches("class=\"row\"").count(), 1);
+    // The manager's inbox: the 700 at their stage (the page shows 200),
+    // not the one they signed.
+    let manager = inbox(mia).await;
+    assert!(!manager.contains(&oldest));
+    assert_eq!(manager.matches("class=\"row\"").count(), 200);
+}

@@ -28,8 +28,10 @@ use crate::error::AppError;
 use crate::routes::v1::{deciding, denied, visible};
 use crate::service::Service;
 
-/// Requests read for one inbox page (label filters apply to these).
+/// Requests read per store call while filling the inbox.
 const INBOX_SCAN: u32 = 500;
+/// The most requests one inbox view looks through (newest first).
+const INBOX_SCAN_MAX: usize = 10_000;
 /// Rows shown.
 const INBOX_ROWS: usize = 200;
 
@@ -355,31 +357,41 @@ async fn rows(
         .unwrap_or("pending")
         .to_owned();
     let label = params.label.clone().unwrap_or_default().trim().to_owned();
-    let page = state
-        .service
-        .list(ListQuery {
-            status: Status::parse(&status),
-            limit: INBOX_SCAN,
-            before: None,
-            requester: session.caller.list_filter(),
-        })
-        .await?;
     let now = state.service.clock().now();
-    let wanted = |request: &Request| match label.split_once('=') {
-        _ if label.is_empty() => true,
-        Some((key, value)) => request.labels.get(key.trim()) == Some(&value.trim().to_owned()),
-        None => request.labels.contains_key(&label),
+    let wanted = |request: &Request| {
+        let labelled = match label.split_once('=') {
+            _ if label.is_empty() => true,
+            Some((key, value)) => {
+                request.labels.get(key.trim()).map(String::as_str) == Some(value.trim())
+            }
+            None => request.labels.contains_key(&label),
+        };
+        labelled && (status != "pending" || cannot_decide(session, request).is_none())
     };
-    let rows = page
-        .requests
-        .iter()
-        .filter(|r| wanted(r))
-        .filter(|r| status != "pending" || cannot_decide(session, r).is_none())
-        .take(INBOX_ROWS)
-        .map(|r| {
+    // Newest first, a page at a time, until the rows are full or the scan
+    // reaches its bound (a reviewer of a late stage may have to look past
+    // many requests still at earlier ones).
+    let mut rows = Vec::new();
+    let mut before = None;
+    let mut scanned = 0;
+    while rows.len() < INBOX_ROWS && scanned < INBOX_SCAN_MAX {
+        let page = state
+            .service
+            .list(ListQuery {
+                status: Status::parse(&status),
+                limit: INBOX_SCAN,
+                before,
+                requester: session.caller.list_filter(),
+            })
+            .await?;
+        scanned += page.requests.len();
+        for r in page.requests.iter().filter(|r| wanted(r)) {
+            if rows.len() == INBOX_ROWS {
+                break;
+            }
             let pending = r.status == Status::Pending;
             let left = (r.expires_at - now).num_seconds();
-            Row {
+            rows.push(Row {
                 id: r.id.to_string(),
                 title: r.title.clone(),
                 requester: r.requester.clone(),
@@ -396,9 +408,13 @@ async fn rows(
                 },
                 urgent: pending && left < 3600,
                 stage: stage_text(r),
-            }
-        })
-        .collect();
+            });
+        }
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
     Ok((status, label, rows))
 }
 

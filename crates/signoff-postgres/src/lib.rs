@@ -38,6 +38,10 @@ use uuid::Uuid;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The advisory lock that orders stage records (an arbitrary constant:
+/// "signoff stages").
+const STAGE_ORDER_LOCK: i64 = 0x5349_474e_5354_4753;
+
 /// The channel every change is announced on.
 pub(crate) const CHANNEL: &str = "signoff";
 
@@ -636,6 +640,14 @@ impl Store for PgStore {
             };
         }
         if let Some(record) = record {
+            // Stage records are numbered in commit order, so an event
+            // stream reading "after N" never skips one committed late: the
+            // writers take turns (they are a few per run, not a hot path).
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(STAGE_ORDER_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
             let s = StageRow::encode(&record);
             sqlx::query(
                 "INSERT INTO run_stages (run_id, attempt, stage, ok, at, detail) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -650,6 +662,13 @@ impl Store for PgStore {
             .await
             .map_err(unavailable)?;
         }
+        // Other replicas' event streams wake on it.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(run.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(run)
     }
@@ -689,6 +708,51 @@ impl Store for PgStore {
                 .decode()
             })
             .collect()
+    }
+
+    async fn stage_events(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<signoff_store::StageEvent>> {
+        let rows = sqlx::query(
+            "SELECT s.seq, s.run_id, s.attempt, s.stage, s.ok, s.at, s.detail, r.workflow, r.started_by
+             FROM run_stages s JOIN runs r ON r.id = s.run_id
+             WHERE s.seq > $1 ORDER BY s.seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| corrupt("stage row", e);
+                let record = StageRow {
+                    run_id: row.try_get("run_id").map_err(get)?,
+                    attempt: row.try_get("attempt").map_err(get)?,
+                    stage: row.try_get("stage").map_err(get)?,
+                    ok: row.try_get("ok").map_err(get)?,
+                    at: row.try_get("at").map_err(get)?,
+                    detail: row.try_get("detail").map_err(get)?,
+                }
+                .decode()?;
+                Ok(signoff_store::StageEvent {
+                    seq: row.try_get("seq").map_err(get)?,
+                    record,
+                    workflow: row.try_get("workflow").map_err(get)?,
+                    started_by: row.try_get("started_by").map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn last_stage_seq(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM run_stages")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.try_get(0).map_err(unavailable)
     }
 
     async fn unfinished_runs(&self) -> StoreResult<Vec<Run>> {

@@ -47,4 +47,8 @@ impl Gate for Service {
             }
         }
     }
+
+    fn run_changed(&self, _id: Uuid) {
+        self.changed();
+    }
 }

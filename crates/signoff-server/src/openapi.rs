@@ -21,6 +21,7 @@ use crate::routes::{events, guide, meta, runs, tokens, v1, webhooks};
         guide::pending, guide::create, guide::get, guide::approve, guide::reject,
         meta::healthz, meta::metrics, meta::openapi,
     ),
+    components(schemas(events::RunEventView)),
     tags(
         (name = "requests", description = "Approval requests"),
         (name = "decisions", description = "Approve, reject, cancel"),

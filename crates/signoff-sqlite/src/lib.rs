@@ -352,6 +352,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn stage_events(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<signoff_store::StageEvent>> {
+        self.readers
+            .run(move |conn| runs::stage_events(conn, after, limit))
+            .await
+    }
+
+    async fn last_stage_seq(&self) -> StoreResult<i64> {
+        self.readers.run(runs::last_stage_seq).await
+    }
+
     async fn unfinished_runs(&self) -> StoreResult<Vec<Run>> {
         self.readers.run(runs::load_unfinished).await
     }

@@ -139,6 +139,50 @@ pub(crate) fn load_stages(conn: &Connection, id: Uuid) -> StoreResult<Vec<StageR
     Ok(records)
 }
 
+/// Stage records after `after`, with their runs' workflow and starter.
+pub(crate) fn stage_events(
+    conn: &Connection,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<signoff_store::StageEvent>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT s.seq, s.run_id, s.attempt, s.stage, s.ok, s.at, s.detail, r.workflow, r.started_by
+             FROM run_stages s JOIN runs r ON r.id = s.run_id
+             WHERE s.seq > ?1 ORDER BY s.seq LIMIT ?2",
+        )
+        .map_err(unavailable)?;
+    let mut rows = stmt.query(params![after, limit]).map_err(unavailable)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let get_err = |e: rusqlite::Error| corrupt("stage row", e);
+        let run_id: String = row.get(1).map_err(get_err)?;
+        let record = StageRow {
+            run_id: Uuid::parse_str(&run_id).map_err(|e| corrupt("stage run id", e))?,
+            attempt: row.get(2).map_err(get_err)?,
+            stage: row.get(3).map_err(get_err)?,
+            ok: row.get(4).map_err(get_err)?,
+            at: row.get(5).map_err(get_err)?,
+            detail: row.get(6).map_err(get_err)?,
+        }
+        .decode()?;
+        events.push(signoff_store::StageEvent {
+            seq: row.get(0).map_err(get_err)?,
+            record,
+            workflow: row.get(7).map_err(get_err)?,
+            started_by: row.get(8).map_err(get_err)?,
+        });
+    }
+    Ok(events)
+}
+
+/// The last stage record's position.
+pub(crate) fn last_stage_seq(conn: &Connection) -> StoreResult<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM run_stages")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+        .map_err(unavailable)
+}
+
 /// Runs that are not over, oldest first.
 pub(crate) fn load_unfinished(conn: &Connection) -> StoreResult<Vec<Run>> {
     let mut stmt = conn

@@ -112,6 +112,21 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
+/// A workflow stage record, with its place in the order of all of them
+/// (for event streams) and the run's workflow and starter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageEvent {
+    /// Position among all stage records; later records have larger ones,
+    /// and a record is readable before any with a larger position.
+    pub seq: i64,
+    /// The record.
+    pub record: StageRecord,
+    /// The run's workflow.
+    pub workflow: String,
+    /// Who started the run (what an agent may see).
+    pub started_by: Option<String>,
+}
+
 /// Which deliveries to list, newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryQuery {
@@ -221,6 +236,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The stage records of a run, in the order they were written.
     async fn run_stages(&self, id: Uuid) -> StoreResult<Vec<StageRecord>>;
+
+    /// Stage records after position `after`, oldest first.
+    async fn stage_events(&self, after: i64, limit: u32) -> StoreResult<Vec<StageEvent>>;
+
+    /// The position of the last stage record (0 when none).
+    async fn last_stage_seq(&self) -> StoreResult<i64>;
 
     /// Runs that are not over, oldest first (to resume after a restart).
     async fn unfinished_runs(&self) -> StoreResult<Vec<Run>>;

@@ -63,6 +63,11 @@ pub trait Gate: Send + Sync {
     /// Returns the request once it has left `pending` (approved, rejected,
     /// expired or cancelled).
     async fn decided(&self, id: Uuid) -> Result<Request, GateError>;
+
+    /// Told after a run's step was recorded, so event streams look again.
+    fn run_changed(&self, id: Uuid) {
+        let _ = id;
+    }
 }
 
 /// A workflow with its connectors, ready to run.
@@ -350,6 +355,7 @@ impl Engine {
     }
 
     fn notify(&self, id: Uuid) {
+        self.inner.gate.run_changed(id);
         if let Ok(mut watchers) = self.inner.watchers.lock()
             && let Some(sender) = watchers.get(&id)
         {

@@ -53,10 +53,64 @@ pub struct StreamEvent {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsParams {
-    /// Start after this event id (as `Last-Event-ID`, which wins when both
-    /// are given); without either, only events from now on.
+    /// Start after this audit entry (as `Last-Event-ID`, which wins when
+    /// both are given); without either, only events from now on.
     #[param(minimum = 0)]
     pub after: Option<i64>,
+    /// Also stream workflow runs' steps (`run.draft`, `run.validate`,
+    /// `run.approve`, `run.execute`). Event ids are then `A-R`: the last
+    /// audit entry and the last run step sent, so a reconnect resumes both.
+    pub runs: Option<bool>,
+}
+
+/// One step of a workflow run, as `run.<stage>` events carry it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RunEventView {
+    /// The step's position among all runs' steps.
+    pub seq: i64,
+    /// The run.
+    pub run_id: Uuid,
+    /// Its workflow.
+    pub workflow: String,
+    /// Which attempt (a redraft after a rejection is the next one).
+    pub attempt: u32,
+    /// `draft`, `validate`, `approve` or `execute`.
+    pub stage: String,
+    /// Whether the step succeeded.
+    pub ok: bool,
+    /// When it ended.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// What it produced: the draft, the validator's verdict, the decision,
+    /// the executor's result, or the error.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// Where a stream resumes: after audit entry `audit`, and with run steps
+/// after `runs` (`None`: run steps are not streamed, or from now on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resume {
+    audit: i64,
+    runs: Option<i64>,
+}
+
+/// Reads `Last-Event-ID`: `A` or `A-R`, each up to 18 digits.
+fn parse_event_id(value: &str) -> Option<Resume> {
+    let number = |text: &str| {
+        (!text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse::<i64>().ok())
+            .flatten()
+    };
+    match value.split_once('-') {
+        None => Some(Resume {
+            audit: number(value)?,
+            runs: None,
+        }),
+        Some((audit, runs)) => Some(Resume {
+            audit: number(audit)?,
+            runs: Some(number(runs)?),
+        }),
+    }
 }
 
 /// Streams the audit trail's events the caller may see.
@@ -64,10 +118,10 @@ pub struct EventsParams {
     get, path = "/v1/events", tag = "audit",
     params(
         EventsParams,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (empty: as if absent)", nullable = false, pattern = r"^[0-9]{0,18}$"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (empty: as if absent): `A`, or `A-R` from a stream with runs=true", nullable = false, pattern = r"^([0-9]{0,18}|[0-9]{1,18}-[0-9]{1,18})$"),
     ),
     responses(
-        (status = 200, description = "An event stream: `id` is the entry's sequence number, `event` is `request.created`, `request.approved`, `request.endorsed`, `request.rejected`, `request.expired`, `request.cancelled`, `request.denied` or `request.reminded`, `data` is the entry (AuditEntryView). It ends after the server's --max-wait; reconnect with Last-Event-ID.", content_type = "text/event-stream", body = StreamEvent),
+        (status = 200, description = "An event stream: `id` is the entry's sequence number, `event` is `request.created`, `request.approved`, `request.endorsed`, `request.rejected`, `request.expired`, `request.cancelled`, `request.denied` or `request.reminded`, `data` is the entry (AuditEntryView). With runs=true, also `run.draft`, `run.validate`, `run.approve` and `run.execute` events whose `data` is a RunEventView, and ids are `A-R` (the last audit entry and run step sent). It ends after the server's --max-wait; reconnect with Last-Event-ID.", content_type = "text/event-stream", body = StreamEvent),
         (status = 401, description = "Auth is on and no valid token was sent", body = ErrorBody),
         (status = 400, description = "Invalid Last-Event-ID or after", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -94,26 +148,33 @@ pub async fn events(
                 .to_str()
                 .ok()
                 .map(str::trim)
-                // As documented: up to 18 digits, nothing else.
-                .filter(|v| v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|id| *id >= 0)
+                // As documented: `A` or `A-R`, up to 18 digits each.
+                .and_then(parse_event_id)
                 .ok_or_else(|| {
-                    AppError::bad_request("Last-Event-ID: must be an event id (an integer >= 0)")
+                    AppError::bad_request(
+                        "Last-Event-ID: must be an event id (an integer >= 0, or two joined by '-')",
+                    )
                 })?,
         ),
-        None => params.after,
+        None => params.after.map(|audit| Resume { audit, runs: None }),
     };
+    let with_runs = params.runs.unwrap_or(false);
     // Subscribe before reading where "now" is, so nothing falls between.
     let changes = service.subscribe_changes();
     let last = match resume {
-        Some(after) => after,
+        Some(resume) => resume.audit,
         None => service.store().last_audit_seq().await?,
+    };
+    let last_step = match (with_runs, resume.and_then(|r| r.runs)) {
+        (false, _) => None,
+        (true, Some(after)) => Some(after),
+        (true, None) => Some(service.store().last_stage_seq().await?),
     };
     let feed = Feed {
         service: service.clone(),
         caller,
         last,
+        last_step,
         buffer: VecDeque::new(),
         changes,
         closing: service.closing_signal(),
@@ -130,6 +191,8 @@ struct Feed {
     caller: Caller,
     /// The last entry read (sent or not).
     last: i64,
+    /// The last run step read, when run steps are streamed.
+    last_step: Option<i64>,
     buffer: VecDeque<Event>,
     changes: watch::Receiver<()>,
     closing: watch::Receiver<bool>,
@@ -155,18 +218,17 @@ impl Feed {
                 after_seq: Some(self.last),
                 limit: PAGE,
             };
-            match self.service.store().audit(query).await {
+            let mut full = match self.service.store().audit(query).await {
                 Ok(entries) => {
                     let full = entries.len() == PAGE as usize;
                     for entry in entries {
                         self.last = entry.seq;
                         if self.may_see(&entry).await {
-                            self.buffer.push_back(event(entry));
+                            let id = self.event_id();
+                            self.buffer.push_back(event(entry, id));
                         }
                     }
-                    if full || !self.buffer.is_empty() {
-                        continue;
-                    }
+                    full
                 }
                 Err(error) => {
                     tracing::warn!(%error, "event stream cannot read the trail");
@@ -174,6 +236,28 @@ impl Feed {
                     self.done = true;
                     continue;
                 }
+            };
+            if let Some(after) = self.last_step {
+                match self.service.store().stage_events(after, PAGE).await {
+                    Ok(steps) => {
+                        full |= steps.len() == PAGE as usize;
+                        for step in steps {
+                            self.last_step = Some(step.seq);
+                            if self.caller.can_see_run(step.started_by.as_deref()) {
+                                let id = self.event_id();
+                                self.buffer.push_back(run_event(step, id));
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "event stream cannot read run steps");
+                        self.done = true;
+                        continue;
+                    }
+                }
+            }
+            if full || !self.buffer.is_empty() {
+                continue;
             }
             tokio::select! {
                 changed = self.changes.changed() => {
@@ -184,6 +268,14 @@ impl Feed {
                 () = tokio::time::sleep_until(self.deadline) => self.done = true,
                 _ = self.closing.wait_for(|closing| *closing) => self.done = true,
             }
+        }
+    }
+
+    /// The id of the event about to be queued: everything read so far.
+    fn event_id(&self) -> String {
+        match self.last_step {
+            Some(step) => format!("{}-{step}", self.last),
+            None => self.last.to_string(),
         }
     }
 
@@ -207,10 +299,60 @@ impl Feed {
     }
 }
 
-fn event(entry: AuditEntry) -> Event {
-    let id = entry.seq.to_string();
+fn event(entry: AuditEntry, id: String) -> Event {
     let kind = format!("request.{}", entry.record.event.as_str());
     let view = AuditEntryView::from(entry);
     let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned());
     Event::default().id(id).event(kind).data(data)
+}
+
+fn run_event(step: signoff_store::StageEvent, id: String) -> Event {
+    let kind = format!("run.{}", step.record.stage.as_str());
+    let view = RunEventView {
+        seq: step.seq,
+        run_id: step.record.run_id,
+        workflow: step.workflow,
+        attempt: step.record.attempt,
+        stage: step.record.stage.as_str().to_owned(),
+        ok: step.record.ok,
+        at: step.record.at,
+        detail: step.record.detail,
+    };
+    let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned());
+    Event::default().id(id).event(kind).data(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_one_or_two_positions() {
+        assert_eq!(
+            parse_event_id("12"),
+            Some(Resume {
+                audit: 12,
+                runs: None
+            })
+        );
+        assert_eq!(
+            parse_event_id("12-7"),
+            Some(Resume {
+                audit: 12,
+                runs: Some(7)
+            })
+        );
+        for bad in [
+            "",
+            "-",
+            "12-",
+            "-7",
+            "1-2-3",
+            "x",
+            "1234567890123456789",
+            "+1",
+        ] {
+            assert_eq!(parse_event_id(bad), None, "{bad}");
+        }
+    }
 }

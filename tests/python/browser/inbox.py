@@ -25,7 +25,10 @@ AGENT = os.environ["SIGNOFF_AGENT_TOKEN"]
 ADMIN = os.environ["SIGNOFF_ADMIN_TOKEN"]
 CHROMIUM = os.environ.get("SIGNOFF_CHROMIUM", "/usr/bin/chromium")
 SHOTS = sys.argv[1] if len(sys.argv) > 1 else None
-TIMEOUT = 15_000
+# Generous: CI runs this beside other tests on two cores, and a redraft
+# starts two Python processes.
+TIMEOUT = 20_000
+expect.set_options(timeout=TIMEOUT)
 
 
 def api(method, path, token, body=None):

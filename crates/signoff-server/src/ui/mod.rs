@@ -164,8 +164,9 @@ where
 }
 
 /// Refuses a form whose CSRF field does not match the cookie, or that comes
-/// from another origin.
-pub fn check_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), AppError> {
+/// from another origin: one that is neither this request's host nor
+/// `public_url`'s (behind a proxy that rewrites `Host`, the latter).
+pub fn check_csrf(headers: &HeaderMap, public_url: &str, submitted: &str) -> Result<(), AppError> {
     let refused = |why: &str| {
         AppError::new(
             StatusCode::FORBIDDEN,
@@ -183,7 +184,8 @@ pub fn check_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), AppError> 
         headers.get(header::HOST).and_then(|v| v.to_str().ok()),
     ) {
         let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-        if origin_host != host {
+        let public_host = public_url.split("://").nth(1).unwrap_or(public_url);
+        if origin_host != host && origin_host != public_host.trim_end_matches('/') {
             return Err(refused("cross-site form refused"));
         }
     }
@@ -269,19 +271,20 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("signoff_csrf=abc"));
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8470"));
-        assert!(check_csrf(&headers, "abc").is_ok());
-        assert!(check_csrf(&headers, "abd").is_err());
-        assert!(check_csrf(&headers, "").is_err());
+        let public = "https://signoff.example.com";
+        assert!(check_csrf(&headers, public, "abc").is_ok());
+        assert!(check_csrf(&headers, public, "abd").is_err());
+        assert!(check_csrf(&headers, public, "").is_err());
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(check_csrf(&headers, "abc").is_err());
+        assert!(check_csrf(&headers, public, "abc").is_err());
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8470"),
         );
-        assert!(check_csrf(&headers, "abc").is_ok());
+        assert!(check_csrf(&headers, public, "abc").is_ok());
     }
 
     #[test]

@@ -175,7 +175,7 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if let Err(error) = check_csrf(&headers, &form.csrf) {
+    if let Err(error) = check_csrf(&headers, &state.webhooks.public_url, &form.csrf) {
         return error_page(&error);
     }
     let auth_on = state.auth.mode == AuthMode::On;
@@ -237,8 +237,12 @@ pub struct CsrfForm {
 }
 
 /// `POST /ui/logout`: ends the session (the cookie is dropped).
-pub async fn logout(headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(error) = check_csrf(&headers, &form.csrf) {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(error) = check_csrf(&headers, &state.webhooks.public_url, &form.csrf) {
         return error_page(&error);
     }
     let mut response = Redirect::to("/ui/login").into_response();
@@ -909,7 +913,7 @@ pub async fn approve(
         Ok(id) => id,
         Err(error) => return error_page(&error),
     };
-    if let Err(error) = check_csrf(&headers, &form.csrf) {
+    if let Err(error) = check_csrf(&headers, &state.webhooks.public_url, &form.csrf) {
         return error_page(&error);
     }
     let service = &state.service;
@@ -950,7 +954,7 @@ pub async fn reject(
         Ok(id) => id,
         Err(error) => return error_page(&error),
     };
-    if let Err(error) = check_csrf(&headers, &form.csrf) {
+    if let Err(error) = check_csrf(&headers, &state.webhooks.public_url, &form.csrf) {
         return error_page(&error);
     }
     let service = &state.service;

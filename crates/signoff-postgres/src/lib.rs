@@ -444,14 +444,14 @@ impl Store for PgStore {
 
     async fn expire_overdue(&self, limit: u32) -> StoreResult<Vec<Request>> {
         match self.write(writer::Op::ExpireOverdue { limit }).await? {
-            writer::Done::Expired(requests) => Ok(requests),
+            writer::Done::Swept(requests) => Ok(requests),
             _ => Err(mismatch()),
         }
     }
 
     async fn remind_due(&self, limit: u32) -> StoreResult<Vec<Request>> {
         match self.write(writer::Op::Remind { limit }).await? {
-            writer::Done::Expired(reminded) => Ok(reminded),
+            writer::Done::Swept(reminded) => Ok(reminded),
             _ => Err(mismatch()),
         }
     }

@@ -25,7 +25,7 @@ use signoff_core::{
 };
 use signoff_store::codec::{AuditRow, RequestRow, corrupt, micros};
 use signoff_store::{Created, IdempotencyKey, StoreError, StoreResult};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -62,7 +62,8 @@ pub(crate) enum Op {
 pub(crate) enum Done {
     Created(Created),
     Decided(Request),
-    Expired(Vec<Request>),
+    /// The requests a sweep (expiry or reminders) moved.
+    Swept(Vec<Request>),
     Denied,
 }
 
@@ -241,9 +242,25 @@ async fn apply(
                 decide(&mut tx, &mut batch, &mut chain, now, *id, verdict.clone()).await?
             }
             Op::ExpireOverdue { limit } => {
-                expire(&mut tx, &mut batch, &mut chain, now, *limit).await?
+                let expire = Request::expire;
+                sweep(
+                    &mut tx, &mut batch, &mut chain, now, *limit, OVERDUE, expire,
+                )
+                .await?
             }
-            Op::Remind { limit } => remind(&mut tx, &mut batch, &mut chain, now, *limit).await?,
+            Op::Remind { limit } => {
+                let remind = Request::remind;
+                sweep(
+                    &mut tx,
+                    &mut batch,
+                    &mut chain,
+                    now,
+                    *limit,
+                    REMINDER_DUE,
+                    remind,
+                )
+                .await?
+            }
             Op::Deny { id, actor, reason } => match batch.request(&mut tx, *id).await? {
                 Some(request) => {
                     let record = request.denial(now, actor.clone(), reason.clone());
@@ -342,74 +359,54 @@ async fn decide(
     })
 }
 
-async fn expire(
-    conn: &mut PgConnection,
-    batch: &mut Batch,
-    chain: &mut Chain,
-    now: chrono::DateTime<chrono::Utc>,
-    limit: u32,
-) -> Outcome {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        request_columns!(),
-        " FROM requests WHERE status = 'pending' AND expires_at <= $1
-          ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-    ))
-    .bind(micros(now))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(unavailable)?;
-    let mut expired = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let stored = request_from_row(row)?;
-        // This batch may already have decided it.
-        let mut request = match batch.touched.get(&stored.id) {
-            Some(t) => t.request.clone(),
-            None => stored,
-        };
-        if let Ok(record) = request.expire(now) {
-            batch.append(chain, vec![record]);
-            batch.touch(request.clone(), false, true);
-            expired.push(request);
-        }
-    }
-    Ok(Ok(Done::Expired(expired)))
-}
+/// What a sweep does to each due request.
+type Transition = fn(
+    &mut Request,
+    chrono::DateTime<chrono::Utc>,
+) -> Result<signoff_core::AuditRecord, signoff_core::TransitionError>;
 
-async fn remind(
+/// The requests the expiry sweep takes.
+const OVERDUE: &str = "status = 'pending' AND expires_at <= $1 ORDER BY expires_at";
+/// The requests whose reminder is due.
+const REMINDER_DUE: &str = "remind_at <= $1 AND status = 'pending' ORDER BY remind_at";
+
+/// Applies `transition` to up to `limit` requests that `due` (a WHERE and
+/// ORDER BY clause, `$1` now) selects, claimed `FOR UPDATE SKIP LOCKED` so
+/// replicas sweeping at once take different ones. A request this batch
+/// already changed is taken as changed; one whose transition is refused
+/// (decided, overdue for a reminder) is left as it is.
+async fn sweep(
     conn: &mut PgConnection,
     batch: &mut Batch,
     chain: &mut Chain,
     now: chrono::DateTime<chrono::Utc>,
     limit: u32,
+    due: &str,
+    transition: Transition,
 ) -> Outcome {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        request_columns!(),
-        " FROM requests WHERE remind_at <= $1 AND status = 'pending'
-          ORDER BY remind_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-    ))
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {} FROM requests WHERE {due} LIMIT $2 FOR UPDATE SKIP LOCKED",
+        request_columns!()
+    )))
     .bind(micros(now))
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await
     .map_err(unavailable)?;
-    let mut reminded = Vec::with_capacity(rows.len());
+    let mut moved = Vec::with_capacity(rows.len());
     for row in &rows {
         let stored = request_from_row(row)?;
         let mut request = match batch.touched.get(&stored.id) {
             Some(t) => t.request.clone(),
             None => stored,
         };
-        // Decided in this batch, overdue, or already reminded: nothing.
-        if let Ok(record) = request.remind(now) {
+        if let Ok(record) = transition(&mut request, now) {
             batch.append(chain, vec![record]);
             batch.touch(request.clone(), false, true);
-            reminded.push(request);
+            moved.push(request);
         }
     }
-    Ok(Ok(Done::Expired(reminded)))
+    Ok(Ok(Done::Swept(moved)))
 }
 
 /// Writes what the batch did: a statement per kind of change.

@@ -237,14 +237,14 @@ impl Store for SqliteStore {
 
     async fn expire_overdue(&self, limit: u32) -> StoreResult<Vec<Request>> {
         match self.write(Op::ExpireOverdue { limit }).await? {
-            Done::Expired(requests) => Ok(requests),
+            Done::Swept(requests) => Ok(requests),
             _ => Err(mismatch()),
         }
     }
 
     async fn remind_due(&self, limit: u32) -> StoreResult<Vec<Request>> {
         match self.write(Op::Remind { limit }).await? {
-            Done::Expired(reminded) => Ok(reminded),
+            Done::Swept(reminded) => Ok(reminded),
             _ => Err(mismatch()),
         }
     }

@@ -104,7 +104,8 @@ pub(crate) enum Op {
 pub(crate) enum Done {
     Created(Created),
     Decided(Request),
-    Expired(Vec<Request>),
+    /// The requests a sweep (expiry or reminders) moved.
+    Swept(Vec<Request>),
     Run(Run),
     Token(Option<TokenRecord>),
     Denied,
@@ -235,8 +236,8 @@ fn apply(
             idempotency,
         } => create(conn, chain, now, id, draft, idempotency),
         Op::Decide { id, verdict } => decide(conn, chain, now, id, verdict),
-        Op::ExpireOverdue { limit } => expire_overdue(conn, chain, now, limit),
-        Op::Remind { limit } => remind_due(conn, chain, now, limit),
+        Op::ExpireOverdue { limit } => sweep(conn, chain, now, limit, OVERDUE, Request::expire),
+        Op::Remind { limit } => sweep(conn, chain, now, limit, REMINDER_DUE, Request::remind),
         // A single INSERT either happened or not: nothing to tear.
         Op::CreateRun { run } => {
             Applied::clean(runs::insert_run(conn, &run).map(|()| Done::Run(run)))
@@ -431,53 +432,49 @@ fn refused(error: StoreError) -> Applied {
     Applied::clean(Err(error))
 }
 
-fn expire_overdue(
-    conn: &Connection,
-    chain: &mut Chain,
-    now: chrono::DateTime<chrono::Utc>,
-    limit: u32,
-) -> Applied {
-    let overdue = match find_overdue(conn, now, limit) {
-        Ok(overdue) => overdue,
-        Err(error) => return Applied::clean(Err(error)),
-    };
-    let mut expired = Vec::with_capacity(overdue.len());
-    for mut request in overdue {
-        let written = request
-            .expire(now)
-            .map_err(StoreError::from)
-            .and_then(|record| {
-                update_decided(conn, &request)?;
-                append(conn, chain, vec![record])
-            });
-        if let Err(error) = written {
-            return Applied::torn(error);
-        }
-        expired.push(request);
-    }
-    Applied::clean(Ok(Done::Expired(expired)))
-}
+/// What a sweep does to each due request.
+type Transition = fn(
+    &mut Request,
+    chrono::DateTime<chrono::Utc>,
+) -> Result<signoff_core::AuditRecord, signoff_core::TransitionError>;
 
-fn remind_due(
+/// The requests the expiry sweep takes.
+const OVERDUE: &str = "status = 'pending' AND expires_at <= ?1 ORDER BY expires_at";
+/// The requests whose reminder is due.
+const REMINDER_DUE: &str = "remind_at <= ?1 AND status = 'pending' ORDER BY remind_at";
+
+/// Applies `transition` to up to `limit` requests that `due` (a WHERE and
+/// ORDER BY clause, `?1` now) selects, each with its audit entry. A request
+/// whose transition is refused is left as it is (an overdue request is the
+/// expiry's, not the reminder's).
+fn sweep(
     conn: &Connection,
     chain: &mut Chain,
     now: chrono::DateTime<chrono::Utc>,
     limit: u32,
+    due: &str,
+    transition: Transition,
 ) -> Applied {
-    let due = match find_due(
-        conn,
-        "SELECT {COLUMNS} FROM requests
-         WHERE remind_at <= ?1 AND status = 'pending' ORDER BY remind_at LIMIT ?2",
-        now,
-        limit,
-    ) {
-        Ok(due) => due,
+    let found = (|| {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests WHERE {due} LIMIT ?2"
+            ))
+            .map_err(unavailable)?;
+        let mut rows = stmt.query((micros(now), limit)).map_err(unavailable)?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            found.push(request_from_row(row)?);
+        }
+        StoreResult::Ok(found)
+    })();
+    let found = match found {
+        Ok(found) => found,
         Err(error) => return Applied::clean(Err(error)),
     };
-    let mut reminded = Vec::with_capacity(due.len());
-    for mut request in due {
-        // Overdue: the expiry sweep takes it, not a reminder.
-        let Ok(record) = request.remind(now) else {
+    let mut moved = Vec::with_capacity(found.len());
+    for mut request in found {
+        let Ok(record) = transition(&mut request, now) else {
             continue;
         };
         let written =
@@ -485,41 +482,7 @@ fn remind_due(
         if let Err(error) = written {
             return Applied::torn(error);
         }
-        reminded.push(request);
+        moved.push(request);
     }
-    Applied::clean(Ok(Done::Expired(reminded)))
-}
-
-/// Pending requests whose time is up, soonest first.
-fn find_overdue(
-    conn: &Connection,
-    now: chrono::DateTime<chrono::Utc>,
-    limit: u32,
-) -> StoreResult<Vec<Request>> {
-    find_due(
-        conn,
-        "SELECT {COLUMNS} FROM requests
-         WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
-        now,
-        limit,
-    )
-}
-
-/// The requests `query` (with `{COLUMNS}`, `?1` now and `?2` the limit)
-/// selects.
-fn find_due(
-    conn: &Connection,
-    query: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    limit: u32,
-) -> StoreResult<Vec<Request>> {
-    let mut stmt = conn
-        .prepare_cached(&query.replace("{COLUMNS}", REQUEST_COLUMNS))
-        .map_err(unavailable)?;
-    let mut rows = stmt.query((micros(now), limit)).map_err(unavailable)?;
-    let mut overdue = Vec::new();
-    while let Some(row) = rows.next().map_err(unavailable)? {
-        overdue.push(request_from_row(row)?);
-    }
-    Ok(overdue)
+    Applied::clean(Ok(Done::Swept(moved)))
 }

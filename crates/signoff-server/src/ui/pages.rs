@@ -25,6 +25,7 @@ use super::{
 use crate::AppState;
 use crate::auth::AuthMode;
 use crate::error::AppError;
+use crate::extract::request_id;
 use crate::routes::v1::{deciding, denied, visible};
 use crate::service::Service;
 
@@ -561,10 +562,6 @@ pub struct RequestParams {
     done: Option<String>,
 }
 
-fn parse_id(text: &str) -> Result<Uuid, AppError> {
-    crate::extract::request_id(text)
-}
-
 /// `GET /ui/requests/{id}`.
 pub async fn request_page(
     State(state): State<AppState>,
@@ -580,7 +577,7 @@ pub async fn request_page(
         Some("rejected") => Some("Rejected; the requester gets your reason.".to_owned()),
         _ => None,
     };
-    let response = match parse_id(&id) {
+    let response = match request_id(&id) {
         Ok(id) => render_request(&state, &session, csrf, id, notice, None, StatusCode::OK).await,
         Err(error) => error_page(&error),
     };
@@ -901,6 +898,28 @@ fn parse_edit(text: &str) -> Result<Map<String, Value>, AppError> {
     }
 }
 
+/// The checks every decision form passes first, as `/v1` does them: the
+/// id, the CSRF token, and whether this reviewer may decide (a refusal is
+/// recorded as `denied`). Gives the id and the reviewer name to record.
+async fn deciding_form(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    id: &str,
+    csrf: &str,
+) -> Result<(Uuid, Option<String>), Response> {
+    let id = request_id(id).map_err(|error| error_page(&error))?;
+    check_csrf(headers, &state.webhooks.public_url, csrf).map_err(|error| error_page(&error))?;
+    let service = &state.service;
+    match deciding(service, &session.caller, id, Some(&session.name)).await {
+        Ok(reviewer) => Ok((id, reviewer)),
+        Err(error) => {
+            let error = denied(service, id, Some(&session.caller), error).await;
+            Err(refused(state, session, headers, id, error).await)
+        }
+    }
+}
+
 /// `POST /ui/requests/{id}/approve`.
 pub async fn approve(
     State(state): State<AppState>,
@@ -909,21 +928,11 @@ pub async fn approve(
     Path(id): Path<String>,
     Form(form): Form<ApproveForm>,
 ) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(error) => return error_page(&error),
+    let (id, reviewer) = match deciding_form(&state, &session, &headers, &id, &form.csrf).await {
+        Ok(checked) => checked,
+        Err(response) => return response,
     };
-    if let Err(error) = check_csrf(&headers, &state.webhooks.public_url, &form.csrf) {
-        return error_page(&error);
-    }
     let service = &state.service;
-    let reviewer = match deciding(service, &session.caller, id, Some(&session.name)).await {
-        Ok(reviewer) => reviewer,
-        Err(error) => {
-            let error = denied(service, id, Some(&session.caller), error).await;
-            return refused(&state, &session, &headers, id, error).await;
-        }
-    };
     let edited_action = match form.edited_action.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => match parse_edit(text) {
@@ -950,21 +959,11 @@ pub async fn reject(
     Path(id): Path<String>,
     Form(form): Form<RejectForm>,
 ) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(error) => return error_page(&error),
+    let (id, reviewer) = match deciding_form(&state, &session, &headers, &id, &form.csrf).await {
+        Ok(checked) => checked,
+        Err(response) => return response,
     };
-    if let Err(error) = check_csrf(&headers, &state.webhooks.public_url, &form.csrf) {
-        return error_page(&error);
-    }
     let service = &state.service;
-    let reviewer = match deciding(service, &session.caller, id, Some(&session.name)).await {
-        Ok(reviewer) => reviewer,
-        Err(error) => {
-            let error = denied(service, id, Some(&session.caller), error).await;
-            return refused(&state, &session, &headers, id, error).await;
-        }
-    };
     let body = RejectBody {
         reviewer,
         reason: form.reason,

@@ -122,6 +122,21 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// `N` random bytes for a secret (`what`, named in the error); a 500 when
+/// the system has no randomness to give.
+pub fn random_bytes<const N: usize>(what: &str) -> Result<[u8; N], AppError> {
+    let mut random = [0u8; N];
+    getrandom::fill(&mut random).map_err(|e| {
+        tracing::error!(%e, "no random source");
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot make a {what} now"),
+        )
+    })?;
+    Ok(random)
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

@@ -7,7 +7,7 @@ use signoff_api::{CreatedToken, ErrorBody, ExpiresIn, NewToken, TokenList, Token
 use signoff_core::{Actor, Role, TokenRecord};
 
 use crate::auth::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, random_bytes};
 use crate::extract::Json;
 use crate::service::Service;
 
@@ -53,15 +53,7 @@ pub async fn create(
             Some(now + seconds.duration())
         }
     };
-    let mut random = [0u8; 38];
-    getrandom::fill(&mut random).map_err(|e| {
-        tracing::error!(%e, "no random source");
-        AppError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "cannot make a token now",
-        )
-    })?;
+    let random: [u8; 38] = random_bytes("token")?;
     let (record, token) = TokenRecord::issue(
         name.into_string(),
         body.role.into(),

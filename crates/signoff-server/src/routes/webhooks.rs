@@ -12,7 +12,7 @@ use signoff_store::DeliveryQuery;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, random_bytes};
 use crate::extract::{Json, Query};
 use crate::service::Service;
 
@@ -77,15 +77,7 @@ fn check(body: &NewWebhook) -> Result<(), AppError> {
 }
 
 fn random_secret() -> Result<String, AppError> {
-    let mut random = [0u8; 24];
-    getrandom::fill(&mut random).map_err(|e| {
-        tracing::error!(%e, "no random source");
-        AppError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "cannot make a secret now",
-        )
-    })?;
+    let random: [u8; 24] = random_bytes("secret")?;
     Ok(format!("whsec_{}", hex::encode(random)))
 }
 

@@ -144,10 +144,14 @@ impl Dispatcher {
         refreshed_at: &mut tokio::time::Instant,
     ) -> Result<Duration, StoreError> {
         let store = self.service.store();
+        // Subscriptions only come and go (none is edited), so one read
+        // serves the pass unless a delivery names one it has not seen.
+        let mut subscriptions: HashMap<Uuid, Webhook> = HashMap::new();
         if *have_hooks || refreshed_at.elapsed() >= REFRESH {
             let hooks = store.webhooks().await?;
             *refreshed_at = tokio::time::Instant::now();
             *have_hooks = !hooks.is_empty();
+            subscriptions.extend(hooks.iter().map(|hook| (hook.id, hook.clone())));
             if *have_hooks {
                 self.fan_out(hooks).await?;
             }
@@ -159,15 +163,20 @@ impl Dispatcher {
             if due.is_empty() {
                 break;
             }
-            let hooks: HashMap<Uuid, Webhook> = store
-                .webhooks()
-                .await?
-                .into_iter()
-                .map(|hook| (hook.id, hook))
-                .collect();
+            if due
+                .iter()
+                .any(|delivery| !subscriptions.contains_key(&delivery.webhook_id))
+            {
+                subscriptions = store
+                    .webhooks()
+                    .await?
+                    .into_iter()
+                    .map(|hook| (hook.id, hook))
+                    .collect();
+            }
             let sends = due.into_iter().filter_map(|delivery| {
                 // A delivery of a deleted subscription is deleted with it.
-                let hook = hooks.get(&delivery.webhook_id)?;
+                let hook = subscriptions.get(&delivery.webhook_id)?;
                 Some(self.send(hook, delivery))
             });
             futures_util::future::join_all(sends).await;

@@ -18,6 +18,22 @@ struct Sse {
     data: Value,
 }
 
+/// One `text/event-stream` block as (id, event, data); `None` for a
+/// keep-alive or anything incomplete.
+fn parse_block(block: &str) -> Option<(String, String, Value)> {
+    let (mut id, mut event, mut data) = (None, None, None);
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("event:") {
+            event = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data = serde_json::from_str(v.trim()).ok();
+        }
+    }
+    Some((id?, event?, data?))
+}
+
 /// Reads a stream until `want` events came or `within` passed.
 async fn read_events(response: reqwest::Response, want: usize, within: Duration) -> Vec<Sse> {
     let mut response = response;
@@ -32,17 +48,9 @@ async fn read_events(response: reqwest::Response, want: usize, within: Duration)
         text.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = text.find("\n\n") {
             let block: String = text.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, None, None);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = v.trim().parse().ok();
-                } else if let Some(v) = line.strip_prefix("event:") {
-                    event = Some(v.trim().to_owned());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data = serde_json::from_str(v.trim()).ok();
-                }
-            }
-            if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+            if let Some((id, event, data)) = parse_block(&block)
+                && let Ok(id) = id.parse()
+            {
                 events.push(Sse { id, event, data });
             }
         }
@@ -197,17 +205,7 @@ async fn read_raw(
         text.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = text.find("\n\n") {
             let block: String = text.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, None, None);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = Some(v.trim().to_owned());
-                } else if let Some(v) = line.strip_prefix("event:") {
-                    event = Some(v.trim().to_owned());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data = serde_json::from_str(v.trim()).ok();
-                }
-            }
-            if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+            if let Some((id, event, data)) = parse_block(&block) {
                 let last = event == until;
                 events.push((id, event, data));
                 if last {

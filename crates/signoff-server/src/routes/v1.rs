@@ -21,6 +21,22 @@ use crate::service::{MAX_WAIT_SECONDS, Service};
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// The `Idempotency-Key` header, checked; read from the request in place
+/// (a `HeaderMap` extractor would copy every header of every create). A bad
+/// key is reported by the handler, after the caller's role is checked.
+pub struct IdempotencyKey(Result<Option<String>, AppError>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(idempotency_key(&parts.headers)))
+    }
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -59,12 +75,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
 pub async fn create(
     State(service): State<Service>,
     caller: Caller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Json(mut body): Json<NewRequest>,
 ) -> Result<Response, AppError> {
     caller.require(&[Role::Agent, Role::Admin], "propose actions")?;
     body.requester = caller.acting_as("requester", body.requester.as_deref())?;
-    let key = idempotency_key(&headers)?;
+    let key = key?;
     let created = service.create(body, key).await?;
     let location = format!("/v1/requests/{}", created.request.id);
     let mut response = (

@@ -8,13 +8,28 @@ use uuid::Uuid;
 
 use crate::unavailable;
 
+// Macros rather than constants so that the statements on the write path are
+// literals too (`concat!`), not formatted again on every call.
+macro_rules! request_columns {
+    () => {
+        "id, title, description, proposed_action, requester, labels, \
+         created_at, expires_at, status, reviewer, decided_at, comment, rejection_reason, \
+         edited_action, action_hash, plan, approvals, stage"
+    };
+}
+macro_rules! audit_columns {
+    () => {
+        "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action, stage"
+    };
+}
+#[cfg(test)]
+pub(crate) use request_columns;
+
 /// The columns of `requests`, in the order [`request_from_row`] reads them.
-pub(crate) const REQUEST_COLUMNS: &str = "id, title, description, proposed_action, requester, labels, \
-     created_at, expires_at, status, reviewer, decided_at, comment, rejection_reason, \
-     edited_action, action_hash, plan, approvals, stage";
+pub(crate) const REQUEST_COLUMNS: &str = request_columns!();
 
 /// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
-pub(crate) const AUDIT_COLUMNS: &str = "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action, stage";
+pub(crate) const AUDIT_COLUMNS: &str = audit_columns!();
 
 pub(crate) use signoff_store::codec::{corrupt, micros};
 
@@ -53,8 +68,10 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
 /// Reads one request by id.
 pub(crate) fn load_request(conn: &Connection, id: Uuid) -> Result<Option<Request>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"
+        .prepare_cached(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM requests WHERE id = ?1"
         ))
         .map_err(unavailable)?;
     let mut rows = stmt.query([id.to_string()]).map_err(unavailable)?;
@@ -73,8 +90,10 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
     let decision = request.decision.as_ref();
     let plan = codec::plan_column(request)?;
     let approvals = codec::approvals_column(request)?;
-    conn.prepare_cached(&format!(
-        "INSERT INTO requests ({REQUEST_COLUMNS}, remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+    conn.prepare_cached(concat!(
+        "INSERT INTO requests (",
+        request_columns!(),
+        ", remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -152,8 +171,10 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
 /// Appends one audit entry.
 pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
     let r = &entry.record;
-    conn.prepare_cached(&format!(
-        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    conn.prepare_cached(concat!(
+        "INSERT INTO audit_log (",
+        audit_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![

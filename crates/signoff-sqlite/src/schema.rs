@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_policies.sql"),
     include_str!("../migrations/0006_webhooks.sql"),
     include_str!("../migrations/0007_reminders.sql"),
+    include_str!("../migrations/0008_requests_rebuilt.sql"),
 ];
 
 /// Opens the one connection that writes, creating the file if needed, and
@@ -91,4 +92,113 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         tracing::info!(version, "applied database migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::rows::request_columns;
+
+    /// A file at `version` with one pending and one decided request.
+    fn file_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {version};"))
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO requests VALUES ('01a2124f-fb5a-75ba-99ce-95d0ef1d52eb', 'Pending', 'd',
+                 '{\"a\":1}', 'agent', '{}', 1, 2, 'pending', NULL, NULL, NULL, NULL, NULL, NULL,
+                 '{\"policy\":\"p\"}', NULL, NULL, 5);
+             INSERT INTO requests VALUES ('01a2124f-fb5a-75ba-99ce-95d0ef1d52ec', 'Decided', 'd',
+                 '{\"a\":2}', 'agent', '{\"k\":\"v\"}', 3, 4, 'approved', 'ann', 4, 'ok', NULL,
+                 '{\"a\":3}', 'ab', NULL, '[]', 'review', NULL);",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn rows(conn: &Connection) -> Vec<Vec<rusqlite::types::Value>> {
+        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").unwrap();
+        let columns = stmt.column_count();
+        stmt.query_map([], |row| {
+            (0..columns)
+                .map(|i| row.get(i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn rebuilding_requests_keeps_every_row_and_drops_the_temporary_table() {
+        let conn = file_at(7);
+        let before = rows(&conn);
+        migrate(&conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(rows(&conn), before);
+        // An IN list in the CHECK compiled to OpenEphemeral on every insert.
+        let program: Vec<String> = conn
+            .prepare(concat!(
+                "EXPLAIN INSERT INTO requests (",
+                request_columns!(),
+                ", remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+            ))
+            .unwrap()
+            .query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, 19)),
+                |row| row.get::<_, String>(1),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(program.iter().any(|op| op == "Insert"));
+        assert!(
+            !program.iter().any(|op| op == "OpenEphemeral"),
+            "{program:?}"
+        );
+        // The CHECK still holds.
+        let bad = conn.execute(
+            "UPDATE requests SET status = 'lost' WHERE title = 'Pending'",
+            [],
+        );
+        assert!(bad.is_err());
+        // The indexes are back, the status index ascending.
+        let indexes: Vec<String> = conn
+            .prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes.len(), 3, "{indexes:?}");
+        assert!(
+            indexes
+                .iter()
+                .any(|sql| sql.ends_with("requests (status, id)"))
+        );
+        // Newest first still reads the index (backwards), without sorting.
+        let plan: Vec<String> = conn
+            .prepare("EXPLAIN QUERY PLAN SELECT id FROM requests WHERE status = 'pending' ORDER BY id DESC LIMIT 50")
+            .unwrap()
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("requests_by_status")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+    }
 }

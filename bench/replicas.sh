@@ -18,13 +18,19 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2;
 cargo build --release --quiet -p signoff -p signoff-bench
 BIN=target/release
 TMP="$(mktemp -d)"
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$TMP"; }
+# Servers are started inside $(...), a subshell: their pids are kept in
+# files, since an array filled there would be empty here.
+cleanup() {
+  for pidfile in "$TMP"/*.pid; do
+    [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
 trap cleanup EXIT
 
 start() { # name
   "$BIN/signoff" serve --listen 127.0.0.1:0 --database "$DATABASE" >"$TMP/$1.out" 2>"$OUT/$1.log" &
-  PIDS+=($!)
+  echo $! >"$TMP/$1.pid"
   for _ in $(seq 100); do
     if grep -q "signoff listening on" "$TMP/$1.out" 2>/dev/null; then
       sed -n "s/.*signoff listening on //p" "$TMP/$1.out" | head -1

@@ -22,15 +22,20 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2;
 cargo build --release --quiet -p signoff -p signoff-bench
 BIN=target/release
 TMP="$(mktemp -d)"
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$TMP"; }
+# Servers are started inside $(...), a subshell: their pids are kept in
+# files, since an array filled there would be empty here.
+cleanup() {
+  for pidfile in "$TMP"/*.pid; do
+    [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
 trap cleanup EXIT
 
 # Starts a server in the background and prints its URL once it listens.
 start() { # name, marker, command...
   local name="$1" marker="$2"; shift 2
   "$@" >"$TMP/$name.out" 2>"$OUT/$name.log" &
-  PIDS+=($!)
   echo $! >"$TMP/$name.pid"
   for _ in $(seq 100); do
     if grep -q "$marker" "$TMP/$name.out" 2>/dev/null; then

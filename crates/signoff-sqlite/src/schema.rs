@@ -134,6 +134,16 @@ mod tests {
         .unwrap()
     }
 
+    /// Column `column` of every row `sql` returns, as text.
+    fn texts(conn: &Connection, sql: &str, column: usize) -> Vec<String> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |row| row.get(column))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     #[test]
     fn rebuilding_requests_keeps_every_row_and_drops_the_temporary_table() {
         let conn = file_at(7);
@@ -171,13 +181,11 @@ mod tests {
         );
         assert!(bad.is_err());
         // The indexes are back, the status index ascending.
-        let indexes: Vec<String> = conn
-            .prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL ORDER BY name")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let indexes = texts(
+            &conn,
+            "SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL ORDER BY name",
+            0,
+        );
         assert_eq!(indexes.len(), 3, "{indexes:?}");
         assert!(
             indexes
@@ -185,13 +193,11 @@ mod tests {
                 .any(|sql| sql.ends_with("requests (status, id)"))
         );
         // Newest first still reads the index (backwards), without sorting.
-        let plan: Vec<String> = conn
-            .prepare("EXPLAIN QUERY PLAN SELECT id FROM requests WHERE status = 'pending' ORDER BY id DESC LIMIT 50")
-            .unwrap()
-            .query_map([], |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = texts(
+            &conn,
+            "EXPLAIN QUERY PLAN SELECT id FROM requests WHERE status = 'pending' ORDER BY id DESC LIMIT 50",
+            3,
+        );
         assert!(
             plan.iter().any(|step| step.contains("requests_by_status")),
             "{plan:?}"

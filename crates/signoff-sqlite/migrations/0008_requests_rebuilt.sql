@@ -2,7 +2,7 @@
 -- same order and the same rows:
 -- * the status CHECK is a chain of comparisons: SQLite compiles an IN list
 --   of more than two values into a temporary table that every INSERT and
---   UPDATE built and dropped again (about a tenth of a create's cost);
+--   UPDATE built and dropped again (OpenEphemeral in EXPLAIN);
 -- * requests_by_status is ascending: new ids are the largest, so they append
 --   at the end of their status instead of splitting pages at its start.
 --   Newest-first pages read it backwards, which costs the same.

@@ -22,11 +22,15 @@ macro_rules! audit_columns {
         "seq, at, event, request_id, title, actor, reason, comment, action, prev_hash, hash, original_action, stage"
     };
 }
-#[cfg(test)]
-pub(crate) use request_columns;
-
 /// The columns of `requests`, in the order [`request_from_row`] reads them.
 pub(crate) const REQUEST_COLUMNS: &str = request_columns!();
+
+/// The statement [`insert_request`] binds its 19 parameters to.
+pub(crate) const INSERT_REQUEST: &str = concat!(
+    "INSERT INTO requests (",
+    request_columns!(),
+    ", remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+);
 
 /// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
 pub(crate) const AUDIT_COLUMNS: &str = audit_columns!();
@@ -90,35 +94,31 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
     let decision = request.decision.as_ref();
     let plan = codec::plan_column(request)?;
     let approvals = codec::approvals_column(request)?;
-    conn.prepare_cached(concat!(
-        "INSERT INTO requests (",
-        request_columns!(),
-        ", remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-    ))
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            request.id.to_string(),
-            request.title,
-            request.description,
-            action,
-            request.requester,
-            labels,
-            micros(request.created_at),
-            micros(request.expires_at),
-            request.status.as_str(),
-            decision.and_then(|d| d.reviewer.as_deref()),
-            decision.map(|d| micros(d.decided_at)),
-            decision.and_then(|d| d.comment.as_deref()),
-            decision.and_then(|d| d.rejection_reason.as_deref()),
-            edited_action(decision),
-            decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
-            plan,
-            approvals,
-            decision.and_then(|d| d.stage.as_deref()),
-            request.remind_at().map(micros),
-        ])
-    })
-    .map_err(unavailable)?;
+    conn.prepare_cached(INSERT_REQUEST)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                request.id.to_string(),
+                request.title,
+                request.description,
+                action,
+                request.requester,
+                labels,
+                micros(request.created_at),
+                micros(request.expires_at),
+                request.status.as_str(),
+                decision.and_then(|d| d.reviewer.as_deref()),
+                decision.map(|d| micros(d.decided_at)),
+                decision.and_then(|d| d.comment.as_deref()),
+                decision.and_then(|d| d.rejection_reason.as_deref()),
+                edited_action(decision),
+                decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
+                plan,
+                approvals,
+                decision.and_then(|d| d.stage.as_deref()),
+                request.remind_at().map(micros),
+            ])
+        })
+        .map_err(unavailable)?;
     Ok(())
 }
 

@@ -99,7 +99,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::rows::request_columns;
+    use crate::rows::INSERT_REQUEST;
 
     /// A file at `version` with one pending and one decided request.
     fn file_at(version: usize) -> Connection {
@@ -156,11 +156,7 @@ mod tests {
         assert_eq!(rows(&conn), before);
         // An IN list in the CHECK compiled to OpenEphemeral on every insert.
         let program: Vec<String> = conn
-            .prepare(concat!(
-                "EXPLAIN INSERT INTO requests (",
-                request_columns!(),
-                ", remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-            ))
+            .prepare(&format!("EXPLAIN {INSERT_REQUEST}"))
             .unwrap()
             .query_map(
                 rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, 19)),

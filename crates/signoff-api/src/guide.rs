@@ -57,8 +57,10 @@ pub struct GuideSummary {
     /// Description.
     pub description: String,
     /// Creation time.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Expiry time.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -86,8 +88,10 @@ pub struct GuideRequest {
     /// pending, approved, rejected, expired or cancelled.
     pub status: String,
     /// Creation time.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Expiry time.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -136,6 +140,7 @@ pub struct GuideApproved {
     /// Who signed off.
     pub reviewer: String,
     /// When.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub approved_at: DateTime<Utc>,
 }
 
@@ -151,6 +156,7 @@ pub struct GuideRejected {
     /// Why.
     pub reason: String,
     /// When.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub rejected_at: DateTime<Utc>,
 }
 

@@ -250,6 +250,7 @@ pub struct DecisionView {
     /// Who decided or cancelled; null when it expired.
     pub reviewer: Option<String>,
     /// When.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub decided_at: DateTime<Utc>,
     /// The reviewer's comment, or the reason given on cancel.
     pub comment: Option<String>,
@@ -286,6 +287,7 @@ pub struct ApprovalView {
     /// Who.
     pub reviewer: String,
     /// When.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub at: DateTime<Utc>,
     /// Their remark.
     pub comment: Option<String>,
@@ -330,6 +332,7 @@ pub struct PlanView {
     pub stages: Vec<ApprovalStageView>,
     /// When reviewers are reminded if it is still pending (its policy's
     /// `remind_at`); null when there is no reminder or it was given.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize_option")]
     pub remind_at: Option<DateTime<Utc>>,
     /// The group the reminder adds to the current stage's reviewers.
     pub escalate_to: Option<String>,
@@ -423,8 +426,10 @@ pub struct RequestView {
     /// Tags.
     pub labels: BTreeMap<String, String>,
     /// When it was created.
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// When it expires (or expired).
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub expires_at: DateTime<Utc>,
     /// Where it is in its life.
     pub status: StatusView,
@@ -514,6 +519,7 @@ pub struct AuditEntryView {
     /// Position in the trail, from 1.
     pub seq: i64,
     /// When (RFC 3339, UTC).
+    #[serde(serialize_with = "signoff_core::rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
     /// created, approved, endorsed (a sign-off that did not yet complete
     /// the approval chain), rejected, expired, cancelled, reminded (still

@@ -190,7 +190,10 @@ pub struct AuditEntry {
 
 /// Formats a timestamp the way the trail stores and hashes it.
 pub fn format_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    match crate::rfc3339::micros(at) {
+        Some(text) => text.as_str().to_owned(),
+        None => at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    }
 }
 
 /// The SHA-256 of an action's canonical JSON: what an approval is bound to.

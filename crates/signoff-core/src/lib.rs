@@ -12,6 +12,7 @@ pub mod identity;
 pub mod input;
 pub mod policy;
 pub mod request;
+pub mod rfc3339;
 pub mod run;
 pub mod webhook;
 

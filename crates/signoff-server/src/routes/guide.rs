@@ -29,7 +29,7 @@ pub struct GuideFailure(StatusCode, String);
 
 impl IntoResponse for GuideFailure {
     fn into_response(self) -> Response {
-        close_if_body_unread((self.0, axum::Json(GuideError { error: self.1 })).into_response())
+        close_if_body_unread((self.0, Json(GuideError { error: self.1 })).into_response())
     }
 }
 
@@ -92,7 +92,7 @@ fn view(r: Request) -> GuideRequest {
 pub async fn pending(
     State(service): State<Service>,
     caller: Result<Caller, AppError>,
-) -> Result<axum::Json<GuidePending>, GuideFailure> {
+) -> Result<Json<GuidePending>, GuideFailure> {
     let caller = caller?;
     let page = service
         .list(ListQuery {
@@ -112,7 +112,7 @@ pub async fn pending(
     } else {
         page.requests.len() as u64
     };
-    Ok(axum::Json(GuidePending {
+    Ok(Json(GuidePending {
         pending_count,
         requests: page
             .requests
@@ -147,7 +147,7 @@ pub async fn create(
     State(service): State<Service>,
     caller: Result<Caller, AppError>,
     json: Result<Json<GuideCreate>, AppError>,
-) -> Result<(StatusCode, axum::Json<GuideRequest>), GuideFailure> {
+) -> Result<(StatusCode, Json<GuideRequest>), GuideFailure> {
     let caller = caller?;
     caller.require(&[Role::Agent, Role::Admin], "propose actions")?;
     let b = body(json)?;
@@ -162,7 +162,7 @@ pub async fn create(
         )),
     };
     let created = service.create(new, None).await.map_err(AppError::from)?;
-    Ok((StatusCode::CREATED, axum::Json(view(created.request))))
+    Ok((StatusCode::CREATED, Json(view(created.request))))
 }
 
 /// Reads one request (`get_approval_request`).
@@ -181,11 +181,11 @@ pub async fn get(
     State(service): State<Service>,
     caller: Result<Caller, AppError>,
     Path(request_id): Path<String>,
-) -> Result<axum::Json<GuideRequest>, GuideFailure> {
+) -> Result<Json<GuideRequest>, GuideFailure> {
     let caller = caller?;
     let id = parse_id(&request_id, StatusCode::NOT_FOUND)?;
     match service.get(id).await {
-        Ok(request) if caller.can_see(&request) => Ok(axum::Json(view(request))),
+        Ok(request) if caller.can_see(&request) => Ok(Json(view(request))),
         Ok(_) => Err(GuideFailure(
             StatusCode::NOT_FOUND,
             "Request not found".into(),
@@ -219,7 +219,7 @@ pub async fn approve(
     caller: Result<Caller, AppError>,
     Path(request_id): Path<String>,
     json: Result<Json<GuideApprove>, AppError>,
-) -> Result<axum::Json<GuideApproved>, GuideFailure> {
+) -> Result<Json<GuideApproved>, GuideFailure> {
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
         GuideFailure(
@@ -253,7 +253,7 @@ pub async fn approve(
         .map(|a| a.at)
         .or(request.decision.as_ref().map(|d| d.decided_at))
         .unwrap_or(request.created_at);
-    Ok(axum::Json(GuideApproved {
+    Ok(Json(GuideApproved {
         status: request.status.as_str().to_owned(),
         request_id: request.id.to_string(),
         reviewer,
@@ -282,7 +282,7 @@ pub async fn reject(
     caller: Result<Caller, AppError>,
     Path(request_id): Path<String>,
     json: Result<Json<GuideReject>, AppError>,
-) -> Result<axum::Json<GuideRejected>, GuideFailure> {
+) -> Result<Json<GuideRejected>, GuideFailure> {
     let b = body(json)?;
     let id = parse_id(&request_id, StatusCode::BAD_REQUEST).map_err(|_| {
         GuideFailure(
@@ -307,7 +307,7 @@ pub async fn reject(
         )
         .await
         .map_err(refused)?;
-    Ok(axum::Json(GuideRejected {
+    Ok(Json(GuideRejected {
         status: "rejected".into(),
         request_id: request.id.to_string(),
         reviewer,

@@ -6,14 +6,15 @@ use axum::response::IntoResponse;
 use signoff_api::Health;
 
 use crate::AppState;
+use crate::extract::Json;
 
 /// Liveness: the process answers.
 #[utoipa::path(
     get, path = "/healthz", tag = "meta",
     responses((status = 200, description = "Serving", body = Health))
 )]
-pub async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health {
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
         status: "ok".into(),
     })
 }

@@ -61,16 +61,13 @@ pub async fn start(
     caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<StartRun>,
-) -> Result<(StatusCode, axum::Json<RunView>), AppError> {
+) -> Result<(StatusCode, Json<RunView>), AppError> {
     caller.require(&[Role::Agent, Role::Admin], "start runs")?;
     let started_by = caller.identity().map(|i| i.name.clone());
     let run = engine(&workflows)?
         .start(&name, serde_json::Value::Object(body.input), started_by)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(RunView::new(run, Vec::new())),
-    ))
+    Ok((StatusCode::CREATED, Json(RunView::new(run, Vec::new()))))
 }
 
 /// Reads a run and the result of each of its stages.
@@ -90,7 +87,7 @@ pub async fn get(
     State(workflows): State<Workflows>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<RunView>, AppError> {
+) -> Result<Json<RunView>, AppError> {
     let id = request_id(&id)?;
     let engine = engine(&workflows)?;
     let (run, stages) = engine
@@ -98,7 +95,7 @@ pub async fn get(
         .await?
         .filter(|(run, _)| caller.can_see_run(run.started_by.as_deref()))
         .ok_or_else(|| not_found(id))?;
-    Ok(axum::Json(RunView::new(run, stages)))
+    Ok(Json(RunView::new(run, stages)))
 }
 
 /// Long poll: answers once the run has left `status` or changed after
@@ -121,7 +118,7 @@ pub async fn wait(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<RunWaitParams>,
-) -> Result<axum::Json<RunView>, AppError> {
+) -> Result<Json<RunView>, AppError> {
     let id = request_id(&id)?;
     if let Some((run, _)) = engine(&workflows)?.get(id).await?
         && !caller.can_see_run(run.started_by.as_deref())
@@ -141,7 +138,7 @@ pub async fn wait(
         .await?
         .ok_or_else(|| not_found(id))?;
     let (run, stages) = engine.get(id).await?.ok_or_else(|| not_found(id))?;
-    Ok(axum::Json(RunView::new(run, stages)))
+    Ok(Json(RunView::new(run, stages)))
 }
 
 fn not_found(id: uuid::Uuid) -> AppError {

@@ -34,7 +34,7 @@ pub async fn create(
     State(service): State<Service>,
     caller: Caller,
     Json(body): Json<NewToken>,
-) -> Result<(StatusCode, axum::Json<CreatedToken>), AppError> {
+) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
     admins_only(&caller)?;
     let name =
         Actor::parse("name", &body.name).map_err(|e| AppError::bad_request(e.to_string()))?;
@@ -65,7 +65,7 @@ pub async fn create(
     let record = service.store().create_token(record).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(CreatedToken {
+        Json(CreatedToken {
             token,
             record: record.into(),
         }),
@@ -85,10 +85,10 @@ pub async fn create(
 pub async fn list(
     State(service): State<Service>,
     caller: Caller,
-) -> Result<axum::Json<TokenList>, AppError> {
+) -> Result<Json<TokenList>, AppError> {
     admins_only(&caller)?;
     let tokens = service.store().tokens().await?;
-    Ok(axum::Json(TokenList {
+    Ok(Json(TokenList {
         tokens: tokens.into_iter().map(TokenView::from).collect(),
     }))
 }
@@ -110,7 +110,7 @@ pub async fn revoke(
     State(service): State<Service>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<TokenView>, AppError> {
+) -> Result<Json<TokenView>, AppError> {
     admins_only(&caller)?;
     let token = service.store().revoke_token(&id).await?.ok_or_else(|| {
         AppError::new(
@@ -119,5 +119,5 @@ pub async fn revoke(
             format!("token {id} not found"),
         )
     })?;
-    Ok(axum::Json(token.into()))
+    Ok(Json(token.into()))
 }

@@ -85,7 +85,7 @@ pub async fn create(
     let location = format!("/v1/requests/{}", created.request.id);
     let mut response = (
         StatusCode::CREATED,
-        axum::Json(RequestView::from(created.request)),
+        Json(RequestView::from(created.request)),
     )
         .into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
@@ -115,7 +115,7 @@ pub async fn list(
     State(service): State<Service>,
     caller: Caller,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<RequestPage>, AppError> {
+) -> Result<Json<RequestPage>, AppError> {
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(AppError::bad_request("limit: must be between 1 and 500"));
@@ -137,7 +137,7 @@ pub async fn list(
             requester: caller.list_filter(),
         })
         .await?;
-    Ok(axum::Json(RequestPage {
+    Ok(Json(RequestPage {
         requests: page.requests.into_iter().map(RequestView::from).collect(),
         next_cursor: page.next.map(|id| id.to_string()),
     }))
@@ -160,9 +160,9 @@ pub async fn get(
     State(service): State<Service>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<RequestView>, AppError> {
+) -> Result<Json<RequestView>, AppError> {
     let request = visible(&service, &caller, request_id(&id)?).await?;
-    Ok(axum::Json(request.into()))
+    Ok(Json(request.into()))
 }
 
 /// Approves a pending request.
@@ -188,7 +188,7 @@ pub async fn approve(
     caller: Result<Caller, AppError>,
     Path(id): Path<String>,
     Json(mut body): Json<ApproveBody>,
-) -> Result<axum::Json<RequestView>, AppError> {
+) -> Result<Json<RequestView>, AppError> {
     let id = request_id(&id)?;
     let caller = match caller {
         Ok(caller) => caller,
@@ -199,7 +199,7 @@ pub async fn approve(
         Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
     };
     let request = service.approve(id, body, caller.groups()).await?;
-    Ok(axum::Json(request.into()))
+    Ok(Json(request.into()))
 }
 
 /// Rejects a pending request, with a reason.
@@ -225,7 +225,7 @@ pub async fn reject(
     caller: Result<Caller, AppError>,
     Path(id): Path<String>,
     Json(mut body): Json<RejectBody>,
-) -> Result<axum::Json<RequestView>, AppError> {
+) -> Result<Json<RequestView>, AppError> {
     let id = request_id(&id)?;
     let caller = match caller {
         Ok(caller) => caller,
@@ -236,7 +236,7 @@ pub async fn reject(
         Err(error) => return Err(denied(&service, id, Some(&caller), error).await),
     };
     let request = service.reject(id, body, caller.groups()).await?;
-    Ok(axum::Json(request.into()))
+    Ok(Json(request.into()))
 }
 
 /// Withdraws a pending request. The body is optional.
@@ -263,7 +263,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<axum::Json<RequestView>, AppError> {
+) -> Result<Json<RequestView>, AppError> {
     let id = request_id(&id)?;
     let caller = match caller {
         Ok(caller) => caller,
@@ -285,7 +285,7 @@ pub async fn cancel(
     let mut body = body.unwrap_or_default();
     body.actor = caller.acting_as("actor", body.actor.as_deref())?;
     let request = service.cancel(id, body).await?;
-    Ok(axum::Json(request.into()))
+    Ok(Json(request.into()))
 }
 
 /// Waits for a decision (long poll).
@@ -307,7 +307,7 @@ pub async fn wait(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<WaitParams>,
-) -> Result<axum::Json<RequestView>, AppError> {
+) -> Result<Json<RequestView>, AppError> {
     let id = request_id(&id)?;
     visible(&service, &caller, id).await?;
     let timeout = params.timeout.unwrap_or(30);
@@ -319,7 +319,7 @@ pub async fn wait(
     let request = service
         .wait(id, Duration::from_secs(timeout).min(cap))
         .await?;
-    Ok(axum::Json(request.into()))
+    Ok(Json(request.into()))
 }
 
 /// Reads the audit trail, oldest first.
@@ -338,7 +338,7 @@ pub async fn audit(
     State(service): State<Service>,
     caller: Caller,
     Query(params): Query<AuditParams>,
-) -> Result<axum::Json<AuditPage>, AppError> {
+) -> Result<Json<AuditPage>, AppError> {
     caller.require(&[Role::Reviewer, Role::Admin], "read the audit trail")?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -358,7 +358,7 @@ pub async fn audit(
     let next_after = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
-    Ok(axum::Json(AuditPage {
+    Ok(Json(AuditPage {
         entries: entries.into_iter().map(AuditEntryView::from).collect(),
         next_after,
     }))
@@ -378,10 +378,10 @@ pub async fn audit(
 pub async fn verify(
     State(service): State<Service>,
     caller: Caller,
-) -> Result<axum::Json<VerifyReport>, AppError> {
+) -> Result<Json<VerifyReport>, AppError> {
     caller.require(&[Role::Reviewer, Role::Admin], "verify the audit trail")?;
     let report = service.store().verify_audit().await?;
-    Ok(axum::Json(VerifyReport {
+    Ok(Json(VerifyReport {
         ok: report.broken.is_none(),
         checked: report.checked,
         last_seq: report.head.last_seq(),

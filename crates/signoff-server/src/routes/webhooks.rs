@@ -101,7 +101,7 @@ pub async fn create(
     State(service): State<Service>,
     caller: Caller,
     Json(body): Json<NewWebhook>,
-) -> Result<(StatusCode, axum::Json<CreatedWebhook>), AppError> {
+) -> Result<(StatusCode, Json<CreatedWebhook>), AppError> {
     admins_only(&caller)?;
     check(&body)?;
     let secret = match body.secret {
@@ -130,7 +130,7 @@ pub async fn create(
     service.webhooks_changed();
     Ok((
         StatusCode::CREATED,
-        axum::Json(CreatedWebhook {
+        Json(CreatedWebhook {
             secret,
             webhook: hook.into(),
         }),
@@ -150,10 +150,10 @@ pub async fn create(
 pub async fn list(
     State(service): State<Service>,
     caller: Caller,
-) -> Result<axum::Json<WebhookList>, AppError> {
+) -> Result<Json<WebhookList>, AppError> {
     admins_only(&caller)?;
     let hooks = service.store().webhooks().await?;
-    Ok(axum::Json(WebhookList {
+    Ok(Json(WebhookList {
         webhooks: hooks.into_iter().map(WebhookView::from).collect(),
     }))
 }
@@ -201,7 +201,7 @@ pub async fn deliveries(
     State(service): State<Service>,
     caller: Caller,
     Query(params): Query<DeliveryParams>,
-) -> Result<axum::Json<DeliveryList>, AppError> {
+) -> Result<Json<DeliveryList>, AppError> {
     admins_only(&caller)?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -216,7 +216,7 @@ pub async fn deliveries(
             limit,
         })
         .await?;
-    Ok(axum::Json(DeliveryList {
+    Ok(Json(DeliveryList {
         deliveries: deliveries.into_iter().map(DeliveryView::from).collect(),
     }))
 }
@@ -239,7 +239,7 @@ pub async fn redeliver(
     State(service): State<Service>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<DeliveryView>, AppError> {
+) -> Result<Json<DeliveryView>, AppError> {
     admins_only(&caller)?;
     let id = parse_id("delivery", &id)?;
     let delivery = service
@@ -248,5 +248,5 @@ pub async fn redeliver(
         .await?
         .ok_or_else(|| not_found("delivery", id))?;
     service.webhooks_changed();
-    Ok(axum::Json(delivery.into()))
+    Ok(Json(delivery.into()))
 }

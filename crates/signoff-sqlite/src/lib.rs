@@ -7,6 +7,7 @@
 //!
 //! Architecture invariant: this is the only crate that knows SQLite.
 
+mod checkpoint;
 mod readers;
 mod rows;
 mod runs;
@@ -57,6 +58,9 @@ pub struct SqliteOptions {
     pub durability: Durability,
     /// Read-only connections kept open for reads.
     pub readers: usize,
+    /// WAL frames (pages) after which the WAL is checkpointed into the
+    /// database file, beside the writer ([`checkpoint`]).
+    pub checkpoint_frames: u32,
 }
 
 impl SqliteOptions {
@@ -66,6 +70,8 @@ impl SqliteOptions {
             path: path.into(),
             durability: Durability::Full,
             readers: 4,
+            // About 16 MiB of WAL.
+            checkpoint_frames: 4000,
         }
     }
 }
@@ -88,12 +94,13 @@ impl SqliteStore {
     pub fn open(options: SqliteOptions, clock: Arc<dyn Clock>) -> StoreResult<Self> {
         let conn = schema::open_writer(&options)?;
         let chain = read_head(&conn)?;
+        let checkpointer = checkpoint::Checkpointer::start(&options, &conn)?;
         let readers = Arc::new(Readers::new(options)?);
         let (tx, rx) = mpsc::channel(4096);
         let writer_clock = clock.clone();
         let writer = std::thread::Builder::new()
             .name("signoff-sqlite-writer".into())
-            .spawn(move || writer::run(conn, chain, writer_clock, rx))
+            .spawn(move || writer::run(conn, chain, writer_clock, rx, checkpointer))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         Ok(Self {
             commands: Some(tx),

@@ -36,24 +36,42 @@ pub(crate) fn open_writer(options: &SqliteOptions) -> Result<Connection, StoreEr
     let conn = Connection::open(&options.path).map_err(|e| {
         StoreError::Unavailable(format!("cannot open {}: {e}", options.path.display()))
     })?;
-    let synchronous = match options.durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = {synchronous};
+         PRAGMA synchronous = {};
          PRAGMA busy_timeout = 5000;
          PRAGMA foreign_keys = ON;
-         -- Checkpoint every ~16 MiB of WAL rather than 4 MiB: fewer, larger
-         -- checkpoints on the writer's critical path.
-         PRAGMA wal_autocheckpoint = 4000;
          -- 32 MiB of page cache for the writer (the index tails stay hot).
-         PRAGMA cache_size = -32768;"
+         PRAGMA cache_size = -32768;",
+        synchronous(options.durability)
     ))
     .map_err(unavailable)?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// Opens the connection that checkpoints the WAL beside the writer
+/// ([`crate::checkpoint`]): it writes no rows, so it needs no migrations,
+/// only the writer's durability for the pages it copies.
+pub(crate) fn open_checkpointer(options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        &options.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(unavailable)?;
+    conn.execute_batch(&format!(
+        "PRAGMA busy_timeout = 5000; PRAGMA synchronous = {};",
+        synchronous(options.durability)
+    ))
+    .map_err(unavailable)?;
+    Ok(conn)
+}
+
+fn synchronous(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    }
 }
 
 /// Opens a read-only connection for the reader pool.

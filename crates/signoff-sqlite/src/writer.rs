@@ -28,6 +28,7 @@ use signoff_store::{Created, IdempotencyKey, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::checkpoint::Checkpointer;
 use crate::rows::{
     REQUEST_COLUMNS, insert_entry, insert_request, load_request, micros, request_from_row,
     update_decided, write_head,
@@ -122,12 +123,13 @@ pub(crate) struct Command {
 }
 
 /// Runs the writer until every sender is dropped, then returns after the
-/// last batch is committed.
+/// last batch is committed. `checkpointer` keeps the WAL short.
 pub(crate) fn run(
     mut conn: Connection,
     mut chain: Chain,
     clock: Arc<dyn Clock>,
     mut commands: mpsc::Receiver<Command>,
+    checkpointer: Checkpointer,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = commands.blocking_recv() {
@@ -140,7 +142,12 @@ pub(crate) fn run(
         }
         metrics::histogram!("signoff_store_batch_size").record(batch.len() as f64);
         commit_batch(&mut conn, &mut chain, clock.as_ref(), &mut batch);
+        checkpointer.after_commit(&conn);
     }
+    // The helper's connection closes first, so that closing the writer's
+    // (the last one) checkpoints the WAL and removes it.
+    drop(checkpointer);
+    drop(conn);
     tracing::debug!("store writer stopped");
 }
 

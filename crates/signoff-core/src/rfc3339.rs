@@ -101,8 +101,8 @@ fn write(at: DateTime<Utc>, fraction: Fraction) -> Option<Rfc3339> {
     let (shown, places) = match fraction {
         Fraction::Micros => (nanos / 1_000, 6),
         Fraction::Auto if nanos == 0 => (0, 0),
-        Fraction::Auto if nanos % 1_000_000 == 0 => (nanos / 1_000_000, 3),
-        Fraction::Auto if nanos % 1_000 == 0 => (nanos / 1_000, 6),
+        Fraction::Auto if nanos.is_multiple_of(1_000_000) => (nanos / 1_000_000, 3),
+        Fraction::Auto if nanos.is_multiple_of(1_000) => (nanos / 1_000, 6),
         Fraction::Auto => (nanos, 9),
     };
     let mut len = 19;

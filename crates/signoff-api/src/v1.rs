@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use signoff_core::{AuditEntry, Request, Status};
+use signoff_core::{AuditEntry, CanonicalJson, Request, Status};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -564,8 +564,12 @@ impl From<AuditEntry> for AuditEntryView {
             actor: e.record.actor,
             reason: e.record.reason,
             comment: e.record.comment,
-            action: e.record.action,
-            original_action: e.record.original_action,
+            action: e.record.action.as_ref().map(CanonicalJson::to_value),
+            original_action: e
+                .record
+                .original_action
+                .as_ref()
+                .map(CanonicalJson::to_value),
             stage: e.record.stage,
             prev_hash: e.prev_hash.to_hex(),
             hash: e.hash.to_hex(),

@@ -7,10 +7,11 @@
 //! first entry that does not fit.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -108,9 +109,9 @@ pub struct AuditRecord {
     /// The reviewer's comment.
     pub comment: Option<String>,
     /// The proposed action, on creation and on approval: what was signed off.
-    pub action: Option<Value>,
+    pub action: Option<CanonicalJson>,
     /// On an approval with edits: the action as proposed, before the edit.
-    pub original_action: Option<Value>,
+    pub original_action: Option<CanonicalJson>,
     /// On an approval or rejection: the stage of the approval plan it was
     /// given at.
     pub stage: Option<String>,
@@ -138,15 +139,19 @@ impl Digest {
 
     /// The digest as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        // Every write encodes two digests: a table lookup, not hex's
-        // char-by-char iterator.
+        self.hex(&mut [0; 64]).to_owned()
+    }
+
+    /// The digest as 64 lowercase hex digits, written into `out`: every
+    /// write stores two digests, without allocating for them.
+    pub fn hex<'a>(&self, out: &'a mut [u8; 64]) -> &'a str {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
         }
-        out
+        // Only ASCII hex digits were written.
+        std::str::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -197,10 +202,57 @@ pub fn format_time(at: DateTime<Utc>) -> String {
 }
 
 /// The SHA-256 of an action's canonical JSON: what an approval is bound to.
-pub fn action_hash(action: &serde_json::Map<String, Value>) -> Digest {
-    let mut out = Vec::with_capacity(256);
-    write_object(action, &mut out);
-    Digest(Sha256::digest(&out).into())
+pub fn action_hash(action: &Map<String, Value>) -> Digest {
+    CanonicalJson::of_object(action).digest()
+}
+
+/// A JSON value as the trail stores and hashes it: its canonical text
+/// ([`canonical_json`]). Written once per action and shared by the entry's
+/// hash, its stored column and every copy, instead of being serialised for
+/// each.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CanonicalJson(Arc<str>);
+
+impl CanonicalJson {
+    /// The canonical form of `value`.
+    pub fn new(value: &Value) -> Self {
+        Self(canonical_json(value).into())
+    }
+
+    /// The canonical form of an object.
+    pub fn of_object(map: &Map<String, Value>) -> Self {
+        let mut out = Vec::with_capacity(256);
+        write_object(map, &mut out);
+        Self(utf8(out).into())
+    }
+
+    /// Stored JSON text, brought to canonical form (so an entry written
+    /// with other white space or key order still hashes the same).
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<Value>(text).map(|value| Self::new(&value))
+    }
+
+    /// The canonical text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value again.
+    pub fn to_value(&self) -> Value {
+        // The text was written from a value: it always parses.
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// The SHA-256 of the canonical text.
+    pub fn digest(&self) -> Digest {
+        Digest::sha256(self.0.as_bytes())
+    }
+}
+
+impl fmt::Debug for CanonicalJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Writes `value` as JSON with object keys sorted and no white space, so the
@@ -209,8 +261,12 @@ pub fn action_hash(action: &serde_json::Map<String, Value>) -> Digest {
 pub fn canonical_json(value: &Value) -> String {
     let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
+    utf8(out)
+}
+
+fn utf8(bytes: Vec<u8>) -> String {
     // Only serde_json's output and ASCII punctuation were written.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
@@ -230,7 +286,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn write_object(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) {
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     out.push(b'{');
@@ -269,13 +325,16 @@ fn content_bytes(seq: i64, record: &AuditRecord, prev: &Digest) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"action\":");
     match &record.action {
-        Some(action) => write_canonical(action, &mut out),
+        Some(action) => out.extend_from_slice(action.as_str().as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"actor\":");
     write_json(&record.actor, &mut out);
     out.extend_from_slice(b",\"at\":");
-    write_json(&format_time(record.at), &mut out);
+    match crate::rfc3339::micros(record.at) {
+        Some(at) => write_json(at.as_str(), &mut out),
+        None => write_json(&format_time(record.at), &mut out),
+    }
     out.extend_from_slice(b",\"comment\":");
     write_json(&record.comment, &mut out);
     out.extend_from_slice(b",\"event\":");
@@ -284,10 +343,11 @@ fn content_bytes(seq: i64, record: &AuditRecord, prev: &Digest) -> Vec<u8> {
     // exactly as they did before edits existed.
     if let Some(original) = &record.original_action {
         out.extend_from_slice(b",\"original_action\":");
-        write_canonical(original, &mut out);
+        out.extend_from_slice(original.as_str().as_bytes());
     }
-    out.extend_from_slice(b",\"prev_hash\":");
-    write_json(&prev.to_hex(), &mut out);
+    out.extend_from_slice(b",\"prev_hash\":\"");
+    out.extend_from_slice(prev.hex(&mut [0; 64]).as_bytes());
+    out.push(b'"');
     out.extend_from_slice(b",\"reason\":");
     write_json(&record.reason, &mut out);
     out.extend_from_slice(b",\"request_id\":\"");
@@ -494,7 +554,7 @@ mod tests {
             actor: Some("agent".into()),
             reason: None,
             comment: None,
-            action: Some(serde_json::json!({"b": 1, "a": [n]})),
+            action: Some(CanonicalJson::new(&serde_json::json!({"b": 1, "a": [n]}))),
             original_action: None,
             stage: None,
         }
@@ -524,8 +584,10 @@ mod tests {
             actor: Some("alice".into()),
             reason: None,
             comment: Some("ok\n".into()),
-            action: Some(serde_json::json!({"b": [1, {"y": 2.5, "x": null}], "a": "z"})),
-            original_action: Some(serde_json::json!({"b": [0], "a": "y"})),
+            action: Some(CanonicalJson::new(
+                &serde_json::json!({"b": [1, {"y": 2.5, "x": null}], "a": "z"}),
+            )),
+            original_action: Some(CanonicalJson::new(&serde_json::json!({"b": [0], "a": "y"}))),
             stage: Some("finance".into()),
         };
         let prev = Digest::sha256(b"before");
@@ -538,8 +600,8 @@ mod tests {
             "actor": record.actor,
             "reason": record.reason,
             "comment": record.comment,
-            "action": record.action,
-            "original_action": record.original_action,
+            "action": record.action.as_ref().map(CanonicalJson::to_value),
+            "original_action": record.original_action.as_ref().map(CanonicalJson::to_value),
             "stage": record.stage,
             "prev_hash": prev.to_hex(),
         }));

@@ -17,8 +17,8 @@ pub mod run;
 pub mod webhook;
 
 pub use audit::{
-    AuditEntry, AuditEvent, AuditRecord, Chain, ChainBreak, ChainFault, Digest, Verifier,
-    action_hash, canonical_json, format_time,
+    AuditEntry, AuditEvent, AuditRecord, CanonicalJson, Chain, ChainBreak, ChainFault, Digest,
+    Verifier, action_hash, canonical_json, format_time,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use identity::{Identity, Role, TokenRecord, TokenRefusal, parse_token};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::audit::{AuditEvent, AuditRecord, Digest, action_hash};
+use crate::audit::{AuditEvent, AuditRecord, CanonicalJson, Digest, action_hash};
 use crate::input::{Actor, ExpiresIn, Reason, Title};
 use crate::policy::{Approval, ApprovalPlan, progress};
 
@@ -170,7 +170,7 @@ impl RequestDraft {
             actor: Some(request.requester.clone()),
             reason: None,
             comment: None,
-            action: Some(Value::Object(request.proposed_action.clone())),
+            action: Some(CanonicalJson::of_object(&request.proposed_action)),
             original_action: None,
             stage: None,
         }];
@@ -416,16 +416,14 @@ impl Request {
         if edited_action.is_some() && !self.approvals.is_empty() {
             return Decided::Refused(TransitionError::EditAfterApproval);
         }
-        let hash = action_hash(edited_action.as_ref().unwrap_or(self.current_action()));
         // The trail shows what this reviewer approved and, for an edit,
-        // what was proposed.
-        let (action, original_action) = match &edited_action {
-            Some(edit) => (
-                Value::Object(edit.clone()),
-                Some(Value::Object(self.proposed_action.clone())),
-            ),
-            None => (Value::Object(self.current_action().clone()), None),
-        };
+        // what was proposed; the approval is bound to the same bytes.
+        let action =
+            CanonicalJson::of_object(edited_action.as_ref().unwrap_or(self.current_action()));
+        let hash = action.digest();
+        let original_action = edited_action
+            .as_ref()
+            .map(|_| CanonicalJson::of_object(&self.proposed_action));
         self.approvals.push(Approval {
             stage: stage.clone(),
             reviewer: reviewer.as_str().to_owned(),
@@ -504,6 +502,7 @@ impl Request {
             Some(rule) => format!("approved automatically by rule '{rule}'"),
             None => format!("approved automatically by policy '{}'", self.plan.policy),
         };
+        let action = CanonicalJson::of_object(&self.proposed_action);
         self.status = Status::Approved;
         self.decision = Some(Decision {
             reviewer: Some(actor.clone()),
@@ -511,10 +510,9 @@ impl Request {
             comment: Some(comment.clone()),
             rejection_reason: None,
             edited_action: None,
-            action_hash: Some(action_hash(&self.proposed_action)),
+            action_hash: Some(action.digest()),
             stage: None,
         });
-        let action = Value::Object(self.proposed_action.clone());
         self.record(
             AuditEvent::Approved,
             now,
@@ -651,7 +649,7 @@ impl Request {
         actor: Option<String>,
         reason: Option<String>,
         comment: Option<String>,
-        action: Option<Value>,
+        action: Option<CanonicalJson>,
     ) -> AuditRecord {
         AuditRecord {
             event,
@@ -716,10 +714,10 @@ mod tests {
         let Decided::Applied(record) = request.decide(verdict, t0()) else {
             panic!("not applied");
         };
-        assert_eq!(record.action, Some(Value::Object(edit.clone())));
+        assert_eq!(record.action, Some(CanonicalJson::of_object(&edit)));
         assert_eq!(
             record.original_action,
-            Some(Value::Object(request.proposed_action.clone()))
+            Some(CanonicalJson::of_object(&request.proposed_action))
         );
         assert_eq!(request.action_to_execute(), Ok(&edit));
         // Tampering with the approved action breaks the binding.
@@ -791,7 +789,10 @@ mod tests {
             panic!("not applied")
         };
         assert_eq!(record.actor.as_deref(), Some("alice"));
-        assert_eq!(record.action, Some(serde_json::json!({"x": 1})));
+        assert_eq!(
+            record.action,
+            Some(CanonicalJson::new(&serde_json::json!({"x": 1})))
+        );
     }
 
     fn member(name: &str, group: &str) -> Verdict {
@@ -907,7 +908,7 @@ mod tests {
         let Decided::Applied(record) = request.decide(member("fred", "finance"), t0()) else {
             panic!("refused");
         };
-        assert_eq!(record.action, Some(Value::Object(edit.clone())));
+        assert_eq!(record.action, Some(CanonicalJson::of_object(&edit)));
         assert_eq!(request.action_to_execute(), Ok(&edit));
         assert!(
             request

@@ -1,7 +1,9 @@
 //! Converting between domain values and SQLite rows.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use signoff_core::{AuditEntry, Chain, Decision, Digest, Request, canonical_json, format_time};
+use signoff_core::{
+    AuditEntry, CanonicalJson, Chain, Decision, Digest, Request, format_time, rfc3339,
+};
 use signoff_store::StoreError;
 use signoff_store::codec::{self, AuditRow, RequestRow};
 use uuid::Uuid;
@@ -85,22 +87,25 @@ pub(crate) fn load_request(conn: &Connection, id: Uuid) -> Result<Option<Request
     }
 }
 
-/// Inserts a new request.
-pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(), StoreError> {
-    // Serialised in place: no copy of the action first.
-    let action = serde_json::to_string(&request.proposed_action)
-        .map_err(|e| corrupt("proposed_action", e))?;
-    let labels = serde_json::to_string(&request.labels).map_err(|e| corrupt("labels", e))?;
+/// Inserts a new request. `action` is the canonical text of its proposed
+/// action, which its `created` entry already holds.
+pub(crate) fn insert_request(
+    conn: &Connection,
+    request: &Request,
+    action: &CanonicalJson,
+) -> Result<(), StoreError> {
+    let labels = labels_column(request)?;
     let decision = request.decision.as_ref();
     let plan = codec::plan_column(request)?;
     let approvals = codec::approvals_column(request)?;
+    let mut id = Uuid::encode_buffer();
     conn.prepare_cached(INSERT_REQUEST)
         .and_then(|mut stmt| {
             stmt.execute(params![
-                request.id.to_string(),
+                &*request.id.hyphenated().encode_lower(&mut id),
                 request.title,
                 request.description,
-                action,
+                action.as_str(),
                 request.requester,
                 labels,
                 micros(request.created_at),
@@ -120,6 +125,16 @@ pub(crate) fn insert_request(conn: &Connection, request: &Request) -> Result<(),
         })
         .map_err(unavailable)?;
     Ok(())
+}
+
+/// Labels as stored: most requests have none, and `{}` needs no serialiser.
+fn labels_column(request: &Request) -> Result<std::borrow::Cow<'static, str>, StoreError> {
+    if request.labels.is_empty() {
+        return Ok("{}".into());
+    }
+    serde_json::to_string(&request.labels)
+        .map(Into::into)
+        .map_err(|e| corrupt("labels", e))
 }
 
 fn edited_action(decision: Option<&Decision>) -> Option<String> {
@@ -168,9 +183,21 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
     Ok(())
 }
 
-/// Appends one audit entry.
+/// Appends one audit entry. Every entry is a write: its text columns are
+/// bound from stack buffers and the record's own strings, not copies.
 pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
     let r = &entry.record;
+    let at = rfc3339::micros(r.at);
+    let at_fallback;
+    let at = match &at {
+        Some(at) => at.as_str(),
+        None => {
+            at_fallback = format_time(r.at);
+            &at_fallback
+        }
+    };
+    let mut request_id = Uuid::encode_buffer();
+    let (mut prev_hash, mut hash) = ([0; 64], [0; 64]);
     conn.prepare_cached(concat!(
         "INSERT INTO audit_log (",
         audit_columns!(),
@@ -179,17 +206,17 @@ pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), 
     .and_then(|mut stmt| {
         stmt.execute(params![
             entry.seq,
-            format_time(r.at),
+            at,
             r.event.as_str(),
-            r.request_id.to_string(),
+            &*r.request_id.hyphenated().encode_lower(&mut request_id),
             r.title,
             r.actor,
             r.reason,
             r.comment,
-            r.action.as_ref().map(canonical_json),
-            entry.prev_hash.to_hex(),
-            entry.hash.to_hex(),
-            r.original_action.as_ref().map(canonical_json),
+            r.action.as_ref().map(CanonicalJson::as_str),
+            entry.prev_hash.hex(&mut prev_hash),
+            entry.hash.hex(&mut hash),
+            r.original_action.as_ref().map(CanonicalJson::as_str),
             r.stage,
         ])
     })

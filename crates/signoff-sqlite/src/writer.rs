@@ -328,7 +328,14 @@ fn create(
         }
     }
     let (request, records) = draft.open(id, now);
-    let written = insert_request(conn, &request)
+    // The `created` entry holds the action's canonical text: the request's
+    // column stores the same.
+    let Some(action) = records.first().and_then(|r| r.action.clone()) else {
+        return Applied::clean(Err(StoreError::Corrupt(
+            "a new request's first entry has no action".into(),
+        )));
+    };
+    let written = insert_request(conn, &request, &action)
         .and_then(|()| append(conn, chain, records))
         .and_then(|()| match idempotency {
             Some(key) => conn

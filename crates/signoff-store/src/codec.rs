@@ -9,8 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use signoff_core::{
-    Approval, ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, Decision, Digest, Request, Role,
-    Run, RunStatus, Stage, StageRecord, Status, TokenRecord, canonical_json, format_time,
+    Approval, ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, CanonicalJson, Decision, Digest,
+    Request, Role, Run, RunStatus, Stage, StageRecord, Status, TokenRecord, format_time,
 };
 use signoff_core::{Delivery, DeliveryStatus, Webhook, WebhookFormat};
 use uuid::Uuid;
@@ -38,6 +38,10 @@ fn object(what: &str, text: &str) -> StoreResult<Map<String, Value>> {
 
 fn json(what: &str, text: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+fn canonical(what: &str, text: &str) -> StoreResult<CanonicalJson> {
+    CanonicalJson::parse(text).map_err(|e| corrupt(what, e))
 }
 
 fn digest(what: &str, hex: &str) -> StoreResult<Digest> {
@@ -240,10 +244,10 @@ impl AuditRow {
             actor: r.actor.clone(),
             reason: r.reason.clone(),
             comment: r.comment.clone(),
-            action: r.action.as_ref().map(canonical_json),
+            action: r.action.as_ref().map(|a| a.as_str().to_owned()),
             prev_hash: entry.prev_hash.to_hex(),
             hash: entry.hash.to_hex(),
-            original_action: r.original_action.as_ref().map(canonical_json),
+            original_action: r.original_action.as_ref().map(|a| a.as_str().to_owned()),
             stage: r.stage.clone(),
         }
     }
@@ -263,10 +267,13 @@ impl AuditRow {
                 actor: self.actor,
                 reason: self.reason,
                 comment: self.comment,
-                action: self.action.map(|a| json("audit action", &a)).transpose()?,
+                action: self
+                    .action
+                    .map(|a| canonical("audit action", &a))
+                    .transpose()?,
                 original_action: self
                     .original_action
-                    .map(|a| json("audit original action", &a))
+                    .map(|a| canonical("audit original action", &a))
                     .transpose()?,
                 stage: self.stage,
             },

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use chrono::Duration;
 use serde_json::json;
 use signoff_core::{
-    Actor, ApprovalPlan, ApprovalStage, AuditEvent, Digest, ExpiresIn, ManualClock, Reason,
-    RequestDraft, Run, RunStatus, Stage, StageRecord, Status, Title, TransitionError, Verdict,
+    Actor, ApprovalPlan, ApprovalStage, AuditEvent, CanonicalJson, Digest, ExpiresIn, ManualClock,
+    Reason, RequestDraft, Run, RunStatus, Stage, StageRecord, Status, Title, TransitionError,
+    Verdict,
 };
 use uuid::Uuid;
 
@@ -108,10 +109,10 @@ pub async fn approve_with_edits(store: Arc<dyn Store>) {
         .unwrap();
     let approval = &trail[1].record;
     assert_eq!(approval.event, AuditEvent::Approved);
-    assert_eq!(approval.action, Some(serde_json::Value::Object(edit)));
+    assert_eq!(approval.action, Some(CanonicalJson::of_object(&edit)));
     assert_eq!(
         approval.original_action,
-        Some(serde_json::Value::Object(created.request.proposed_action))
+        Some(CanonicalJson::of_object(&created.request.proposed_action))
     );
     let report = store.verify_audit().await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);

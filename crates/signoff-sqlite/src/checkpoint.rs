@@ -69,11 +69,16 @@ struct Progress {
     /// makes it: they never contend inside SQLite, and the writer can wait
     /// for the helper's pass to end.
     pass: Mutex<()>,
-    /// The frames the helper has copied in this generation of the WAL (0
-    /// once they were all copied: the WAL then starts again).
+    /// The frames the helper has copied, in generation `generation` of the
+    /// WAL.
     backfilled: AtomicI64,
+    /// Bumped by the writer each time the WAL starts over, so that a pass
+    /// over the previous WAL cannot report into the new one.
+    generation: AtomicU64,
     /// Passes the helper has made.
     passes: AtomicU64,
+    /// Checkpoints the writer finished with only a few frames left to copy.
+    finished: AtomicU64,
 }
 
 impl Progress {
@@ -86,6 +91,9 @@ impl Progress {
 /// The helper thread and the writer's side of the protocol.
 pub(crate) struct Checkpointer {
     thresholds: Thresholds,
+    /// The WAL's frames after the writer's previous commit: fewer now means
+    /// it started over.
+    last_frames: Cell<i64>,
     wake: Option<mpsc::SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
     progress: Arc<Progress>,
@@ -107,6 +115,7 @@ impl Checkpointer {
             .map_err(|e| StoreError::Unavailable(format!("cannot start checkpoint thread: {e}")))?;
         Ok(Self {
             thresholds: Thresholds::new(options.checkpoint_frames),
+            last_frames: Cell::new(0),
             wake: Some(wake),
             thread: Some(thread),
             progress,
@@ -117,6 +126,9 @@ impl Checkpointer {
     /// or finishes the checkpoint, as the WAL's size says.
     pub(crate) fn after_commit(&self, writer: &Connection) {
         let frames = WAL_FRAMES.with(Cell::get);
+        if frames < self.last_frames.replace(frames) {
+            self.started_over();
+        }
         let Thresholds {
             start,
             finish,
@@ -133,7 +145,10 @@ impl Checkpointer {
         }
         let left = frames - self.progress.backfilled.load(Ordering::Acquire);
         match self.progress.pass.try_lock() {
-            Ok(_pass) if left <= finish => self.finish(writer),
+            Ok(_pass) if left <= finish => {
+                self.finish(writer);
+                self.progress.finished.fetch_add(1, Ordering::Relaxed);
+            }
             // Full means a request is already waiting.
             Ok(_) => {
                 if let Some(wake) = &self.wake {
@@ -145,19 +160,21 @@ impl Checkpointer {
         }
     }
 
-    /// Copies what is left on the writer's own connection (the caller holds
-    /// the pass lock): with nothing left, its next transaction starts the
-    /// WAL again.
+    /// Copies what is left on the writer's own connection, between two of
+    /// its transactions (the caller holds the pass lock): with nothing left
+    /// when the next one begins, SQLite starts the WAL over.
     fn finish(&self, writer: &Connection) {
-        match passive(writer) {
-            Ok(_) => {
-                self.progress.backfilled.store(0, Ordering::Release);
-                WAL_FRAMES.with(|cell| cell.set(0));
-            }
-            // Left for the next commit to try again; the data is safe in
-            // the WAL meanwhile.
-            Err(error) => tracing::warn!(%error, "WAL checkpoint failed"),
+        if let Err(error) = passive(writer) {
+            // Left for a later commit to try again; the data is safe in the
+            // WAL meanwhile.
+            tracing::warn!(%error, "WAL checkpoint failed");
         }
+    }
+
+    /// The WAL started over: what the helper copied was of the old one.
+    fn started_over(&self) {
+        self.progress.generation.fetch_add(1, Ordering::AcqRel);
+        self.progress.backfilled.store(0, Ordering::Release);
     }
 }
 
@@ -176,10 +193,15 @@ fn run(conn: &Connection, progress: &Progress, woken: &mpsc::Receiver<()>) {
     while woken.recv().is_ok() {
         let _pass = progress.lock();
         progress.passes.fetch_add(1, Ordering::Relaxed);
+        let generation = progress.generation.load(Ordering::Acquire);
         match passive(conn) {
-            Ok(Pass { frames, copied }) => {
-                let done = if copied == frames { 0 } else { copied };
-                progress.backfilled.store(done, Ordering::Release);
+            // Only the writer's own checkpoint, between its transactions,
+            // can leave nothing to copy when the next one begins; this pass
+            // reports how far it got.
+            Ok(Pass { copied, .. }) => {
+                if progress.generation.load(Ordering::Acquire) == generation {
+                    progress.backfilled.store(copied, Ordering::Release);
+                }
             }
             Err(error) => tracing::warn!(%error, "WAL checkpoint failed"),
         }
@@ -188,8 +210,6 @@ fn run(conn: &Connection, progress: &Progress, woken: &mpsc::Receiver<()>) {
 
 /// What a passive checkpoint reports.
 struct Pass {
-    /// Frames in the WAL.
-    frames: i64,
     /// Frames copied into the database file so far.
     copied: i64,
 }
@@ -200,7 +220,6 @@ fn passive(conn: &Connection) -> rusqlite::Result<Pass> {
     let started = std::time::Instant::now();
     let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         Ok(Pass {
-            frames: row.get(1)?,
             copied: row.get(2)?,
         })
     })?;
@@ -211,35 +230,47 @@ fn passive(conn: &Connection) -> rusqlite::Result<Pass> {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     use super::{Checkpointer, Thresholds};
     use crate::{Durability, SqliteOptions, schema};
 
     /// SQLite's own checkpoint is off, so without these the WAL would hold
-    /// every frame written. With them the helper copies most of it and the
-    /// WAL starts over: its file never grows much past the threshold.
+    /// every frame written. With them the helper copies most of it, the
+    /// writer finishes with a few frames left, and the WAL starts over: its
+    /// file stays near the threshold.
     #[test]
     fn the_helper_copies_the_wal_and_it_starts_over() {
         let dir = tempfile::tempdir().unwrap();
         let mut options = SqliteOptions::new(dir.path().join("db"));
         options.durability = Durability::Normal;
-        options.checkpoint_frames = 64;
+        options.checkpoint_frames = 256;
+        let thresholds = Thresholds::new(options.checkpoint_frames);
         let conn = schema::open_writer(&options).unwrap();
         let checkpointer = Checkpointer::start(&options, &conn).unwrap();
-        let commits = 3000;
+        let commits = 4000;
         for n in 0..commits {
-            // One commit each, of a few pages: thousands of frames in all.
+            // One commit each, of a few pages: thousands of frames in all,
+            // at a pace a helper's pass can follow.
             conn.execute(
                 "INSERT INTO idempotency_keys (key, fingerprint, request_id) VALUES (?1, 'f', 'r')",
                 [format!("key-{n:06}")],
             )
             .unwrap();
             checkpointer.after_commit(&conn);
+            std::thread::sleep(Duration::from_micros(50));
         }
-        let passes = checkpointer.progress.passes.load(Ordering::Relaxed);
-        assert!(passes > 0, "the helper never checkpointed");
+        let progress = checkpointer.progress.clone();
+        assert!(
+            progress.passes.load(Ordering::Relaxed) > 0,
+            "the helper never checkpointed"
+        );
+        assert!(
+            progress.finished.load(Ordering::Relaxed) > 0,
+            "the writer never finished a checkpoint the helper began"
+        );
         let frame = 4096 + 24;
-        let limit = u64::try_from(Thresholds::new(64).limit).unwrap();
+        let limit = u64::try_from(thresholds.limit).unwrap();
         let wal = std::fs::metadata(dir.path().join("db-wal")).unwrap().len();
         assert!(wal <= (limit + 16) * frame, "the WAL grew to {wal} bytes");
         let rows: i64 = conn

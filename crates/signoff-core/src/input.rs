@@ -229,12 +229,13 @@ pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
 /// The largest action (proposed or edited), as compact JSON.
 pub const MAX_ACTION_BYTES: usize = 256 * 1024;
 
-/// Checks the parts of a request that have size limits, naming the field.
+/// Checks the parts of a request that have size limits, naming the field;
+/// `action` is the proposed action's JSON text.
 pub fn check_limits(
     description: &str,
     labels: usize,
     action_field: &'static str,
-    action: &serde_json::Map<String, serde_json::Value>,
+    action: &str,
 ) -> Result<(), ValidationError> {
     check_text("description", description)?;
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -249,7 +250,7 @@ pub fn check_limits(
             format!("at most {MAX_LABELS} labels"),
         ));
     }
-    check_action(action_field, action)
+    check_action_size(action_field, action.len())
 }
 
 /// Checks an action's size.
@@ -257,7 +258,14 @@ pub fn check_action(
     field: &'static str,
     action: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), ValidationError> {
-    let size = serde_json::to_vec(action).map_or(usize::MAX, |bytes| bytes.len());
+    check_action_size(
+        field,
+        serde_json::to_vec(action).map_or(usize::MAX, |bytes| bytes.len()),
+    )
+}
+
+/// Checks the size of an action's compact JSON, `size` bytes.
+fn check_action_size(field: &'static str, size: usize) -> Result<(), ValidationError> {
     if size > MAX_ACTION_BYTES {
         return Err(ValidationError::new(
             field,
@@ -283,7 +291,7 @@ mod tests {
         assert!(Actor::parse("requester", "\0").is_err());
         assert!(check_comment("ok").is_ok());
         assert!(check_comment("x\0").is_err());
-        assert!(check_limits("\0", 0, "proposed_action", &serde_json::Map::new()).is_err());
+        assert!(check_limits("\0", 0, "proposed_action", "{}").is_err());
     }
 
     #[test]

@@ -140,6 +140,11 @@ pub struct RequestDraft {
     pub expires_in: ExpiresIn,
     /// What it will need ([`ApprovalPlan::single`] without policies).
     pub plan: ApprovalPlan,
+    /// The canonical JSON of `proposed_action`, when the caller wrote it
+    /// already (the server does, to check the action's size, before the
+    /// draft reaches the store's single writer); [`RequestDraft::open`]
+    /// writes it when `None`. It must be of `proposed_action` as it is.
+    pub action_json: Option<CanonicalJson>,
 }
 
 impl RequestDraft {
@@ -148,6 +153,10 @@ impl RequestDraft {
     /// nobody (with the rule as actor), or else by `expired` when it was
     /// given no time at all (`expires_in` 0).
     pub fn open(self, id: Uuid, now: DateTime<Utc>) -> (Request, Vec<AuditRecord>) {
+        let action = self
+            .action_json
+            .unwrap_or_else(|| CanonicalJson::of_object(&self.proposed_action));
+        debug_assert_eq!(action, CanonicalJson::of_object(&self.proposed_action));
         let mut request = Request {
             id,
             title: self.title.as_str().to_owned(),
@@ -170,7 +179,7 @@ impl RequestDraft {
             actor: Some(request.requester.clone()),
             reason: None,
             comment: None,
-            action: Some(CanonicalJson::of_object(&request.proposed_action)),
+            action: Some(action),
             original_action: None,
             stage: None,
         }];
@@ -681,6 +690,7 @@ mod tests {
             labels: BTreeMap::new(),
             expires_in: ExpiresIn::from_seconds(expires_in).unwrap(),
             plan: ApprovalPlan::single(),
+            action_json: None,
         }
     }
 

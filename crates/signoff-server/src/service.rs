@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use signoff_api::{ApproveBody, CancelBody, NewRequest, RejectBody};
 use signoff_core::{
-    Actor, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title, ValidationError,
-    Verdict, canonical_json,
+    Actor, CanonicalJson, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title,
+    ValidationError, Verdict, canonical_json,
 };
 use signoff_policy::{Facts, Policies, RuleError};
 use signoff_store::{ChangeListener, Created, IdempotencyKey, ListQuery, Page, Store, StoreError};
@@ -348,11 +348,14 @@ fn draft_of(body: NewRequest) -> Result<RequestDraft, ValidationError> {
         Some(signoff_api::ExpiresIn::Seconds(seconds)) => ExpiresIn::from_seconds(seconds)?,
         Some(signoff_api::ExpiresIn::Text(text)) => ExpiresIn::parse(&text)?,
     };
+    // Written here rather than by the store's single writer; its length is
+    // the action's size.
+    let action_json = CanonicalJson::of_object(&body.proposed_action);
     signoff_core::input::check_limits(
         &body.description,
         body.labels.len(),
         "proposed_action",
-        &body.proposed_action,
+        action_json.as_str(),
     )?;
     Ok(RequestDraft {
         title: Title::parse(&body.title)?,
@@ -362,6 +365,7 @@ fn draft_of(body: NewRequest) -> Result<RequestDraft, ValidationError> {
         labels: body.labels,
         expires_in,
         plan: signoff_core::ApprovalPlan::single(),
+        action_json: Some(action_json),
     })
 }
 

@@ -34,6 +34,7 @@ pub fn draft(title: &str, seconds: u64) -> RequestDraft {
         labels: BTreeMap::from([("team".to_string(), "finance".to_string())]),
         expires_in: ExpiresIn::from_seconds(seconds).unwrap(),
         plan: ApprovalPlan::single(),
+        action_json: None,
     }
 }
 

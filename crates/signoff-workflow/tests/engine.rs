@@ -36,6 +36,7 @@ impl Gate for StoreGate {
             labels: approval.labels,
             expires_in: approval.expires_in,
             plan: signoff_core::ApprovalPlan::single(),
+            action_json: None,
         };
         let key = IdempotencyKey {
             key: key.to_owned(),

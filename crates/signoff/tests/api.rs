@@ -176,7 +176,12 @@ async fn a_retried_create_with_the_same_key_makes_one_request() {
     };
     let first = send(body.clone()).await.unwrap();
     assert_eq!(first.status(), 201);
+    let location = first.headers()["location"].to_str().unwrap().to_owned();
     let first: Value = first.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/v1/requests/{}", first["id"].as_str().unwrap())
+    );
     let again = send(body.clone()).await.unwrap();
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");

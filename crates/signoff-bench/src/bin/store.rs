@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         labels: Default::default(),
         expires_in: ExpiresIn::parse("24h")?,
         plan: signoff_core::ApprovalPlan::single(),
+        action_json: None,
     };
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

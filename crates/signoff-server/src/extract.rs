@@ -175,22 +175,25 @@ where
     }
 }
 
-/// A JSON object body that may be absent: an empty body or `null` is
-/// `None`.
+/// A JSON object body that may be absent: no body or `null` is `None`.
+/// A body of only whitespace is neither JSON nor absent, and is refused.
 pub fn optional_object<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Option<T>, AppError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         return Ok(None);
     }
     if !is_json(headers) {
         return Err(unsupported_media_type());
     }
-    if body.trim_ascii() == b"null" {
-        return Ok(None);
+    match body.trim_ascii() {
+        b"null" => Ok(None),
+        b"" => Err(AppError::bad_request(
+            "body holds only whitespace: send a JSON object, or no body",
+        )),
+        _ => parse_object(body).map(Some),
     }
-    parse_object(body).map(Some)
 }
 
 /// Parses a request id from the path.
@@ -240,5 +243,8 @@ mod tests {
             Ok(None)
         ));
         assert!(optional_object::<Body>(&HeaderMap::new(), b"{}").is_err());
+        // Found by schemathesis: a lone newline is not JSON.
+        assert!(optional_object::<Body>(&json, b"\n").is_err());
+        assert!(optional_object::<Body>(&HeaderMap::new(), b" ").is_err());
     }
 }

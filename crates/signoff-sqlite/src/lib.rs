@@ -268,21 +268,15 @@ impl Store for SqliteStore {
     async fn audit(&self, query: AuditQuery) -> StoreResult<Vec<signoff_core::AuditEntry>> {
         self.readers
             .run(move |conn| {
-                let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1");
-                if query.request_id.is_some() {
-                    sql.push_str(" AND request_id = ?2");
-                }
-                sql.push_str(" ORDER BY seq LIMIT ?3");
-                let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-                let mut rows = stmt
-                    .query((
-                        query.after_seq.unwrap_or(0),
-                        query.request_id.map(|id| id.to_string()),
-                        query.limit,
-                    ))
+                let mut stmt = conn
+                    .prepare_cached(&audit_sql(&query))
                     .map_err(unavailable)?;
+                bind_audit(&mut stmt, &query).map_err(unavailable)?;
+                let mut rows = stmt.raw_query();
                 let mut entries = Vec::new();
-                while let Some(row) = rows.next().map_err(unavailable)? {
+                while entries.len() < query.limit as usize
+                    && let Some(row) = rows.next().map_err(unavailable)?
+                {
                     entries.push(entry_from_row(row)?);
                 }
                 Ok(entries)
@@ -522,6 +516,27 @@ fn bind_list(
     Ok(())
 }
 
+/// The statement [`SqliteStore::audit`] runs for `query`: like
+/// [`list_sql`], without a bound `LIMIT` (the trail's readers, the event
+/// stream among them, run it after every change).
+fn audit_sql(query: &AuditQuery) -> String {
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1");
+    if query.request_id.is_some() {
+        sql.push_str(" AND request_id = ?2");
+    }
+    sql.push_str(" ORDER BY seq");
+    sql
+}
+
+/// Binds the parameters [`audit_sql`] named for `query`.
+fn bind_audit(stmt: &mut rusqlite::Statement<'_>, query: &AuditQuery) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(1, query.after_seq.unwrap_or(0))?;
+    if let Some(id) = query.request_id {
+        stmt.raw_bind_parameter(2, id.hyphenated().to_string())?;
+    }
+    Ok(())
+}
+
 fn verify(conn: &rusqlite::Connection) -> StoreResult<AuditReport> {
     let head = read_head(conn)?;
     let mut verifier = Verifier::new();
@@ -603,6 +618,48 @@ mod tests {
                     "{sql}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn reading_the_trail_runs_the_cached_statement_without_compiling_it_again() {
+        let (_dir, conn) = migrated();
+        for request_id in [None, Some(Uuid::now_v7())] {
+            let query = AuditQuery {
+                request_id,
+                after_seq: Some(3),
+                limit: 100,
+            };
+            let sql = audit_sql(&query);
+            for _ in 0..3 {
+                let mut stmt = conn.prepare_cached(&sql).unwrap();
+                bind_audit(&mut stmt, &query).unwrap();
+                let mut rows = stmt.raw_query();
+                while rows.next().unwrap().is_some() {}
+                drop(rows);
+                assert_eq!(
+                    stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                    0,
+                    "{sql}"
+                );
+            }
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            bind_audit(&mut stmt, &query).unwrap();
+            let mut rows = stmt.raw_query();
+            let mut plan: Vec<String> = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push(row.get(3).unwrap());
+            }
+            let index = if request_id.is_some() {
+                "audit_by_request"
+            } else {
+                "INTEGER PRIMARY KEY"
+            };
+            assert!(plan.iter().any(|step| step.contains(index)), "{plan:?}");
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{plan:?}"
+            );
         }
     }
 

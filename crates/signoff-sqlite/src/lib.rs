@@ -584,6 +584,43 @@ mod tests {
         (dir, conn)
     }
 
+    /// Runs `sql` three times from the statement cache, bound by `bind`,
+    /// and asserts SQLite never compiled it again.
+    fn assert_not_reprepared(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        bind: impl Fn(&mut rusqlite::Statement<'_>) -> rusqlite::Result<()>,
+    ) {
+        for _ in 0..3 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            bind(&mut stmt).unwrap();
+            let mut rows = stmt.raw_query();
+            while rows.next().unwrap().is_some() {}
+            drop(rows);
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
+    }
+
+    /// The steps of `sql`'s query plan.
+    fn plan(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        bind: impl Fn(&mut rusqlite::Statement<'_>) -> rusqlite::Result<()>,
+    ) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        bind(&mut stmt).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get(3).unwrap());
+        }
+        steps
+    }
+
     fn queries() -> Vec<ListQuery> {
         let mut queries = Vec::new();
         for status in std::iter::once(None).chain(Status::ALL.into_iter().map(Some)) {
@@ -605,19 +642,7 @@ mod tests {
     fn listing_runs_the_cached_statement_without_compiling_it_again() {
         let (_dir, conn) = migrated();
         for query in queries() {
-            let sql = list_sql(&query);
-            for _ in 0..3 {
-                let mut stmt = conn.prepare_cached(&sql).unwrap();
-                bind_list(&mut stmt, &query, 1).unwrap();
-                let mut rows = stmt.raw_query();
-                while rows.next().unwrap().is_some() {}
-                drop(rows);
-                assert_eq!(
-                    stmt.get_status(rusqlite::StatementStatus::RePrepare),
-                    0,
-                    "{sql}"
-                );
-            }
+            assert_not_reprepared(&conn, &list_sql(&query), |stmt| bind_list(stmt, &query, 1));
         }
     }
 
@@ -631,25 +656,8 @@ mod tests {
                 limit: 100,
             };
             let sql = audit_sql(&query);
-            for _ in 0..3 {
-                let mut stmt = conn.prepare_cached(&sql).unwrap();
-                bind_audit(&mut stmt, &query).unwrap();
-                let mut rows = stmt.raw_query();
-                while rows.next().unwrap().is_some() {}
-                drop(rows);
-                assert_eq!(
-                    stmt.get_status(rusqlite::StatementStatus::RePrepare),
-                    0,
-                    "{sql}"
-                );
-            }
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            bind_audit(&mut stmt, &query).unwrap();
-            let mut rows = stmt.raw_query();
-            let mut plan: Vec<String> = Vec::new();
-            while let Some(row) = rows.next().unwrap() {
-                plan.push(row.get(3).unwrap());
-            }
+            assert_not_reprepared(&conn, &sql, |stmt| bind_audit(stmt, &query));
+            let plan = plan(&conn, &sql, |stmt| bind_audit(stmt, &query));
             let index = if request_id.is_some() {
                 "audit_by_request"
             } else {
@@ -668,13 +676,7 @@ mod tests {
         let (_dir, conn) = migrated();
         for query in queries() {
             let sql = list_sql(&query);
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            bind_list(&mut stmt, &query, 1).unwrap();
-            let mut rows = stmt.raw_query();
-            let mut plan: Vec<String> = Vec::new();
-            while let Some(row) = rows.next().unwrap() {
-                plan.push(row.get(3).unwrap());
-            }
+            let plan = plan(&conn, &sql, |stmt| bind_list(stmt, &query, 1));
             let index = if query.status.is_some() {
                 "requests_by_status"
             } else {

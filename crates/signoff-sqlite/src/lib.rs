@@ -672,6 +672,22 @@ mod tests {
     }
 
     #[test]
+    fn reading_run_steps_runs_the_cached_statement_without_compiling_it_again() {
+        let (_dir, conn) = migrated();
+        let bind = |stmt: &mut rusqlite::Statement<'_>| stmt.raw_bind_parameter(1, 3_i64);
+        assert_not_reprepared(&conn, runs::STAGE_EVENTS, bind);
+        let plan = plan(&conn, runs::STAGE_EVENTS, bind);
+        assert!(
+            plan.iter().any(|step| step.contains("INTEGER PRIMARY KEY")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
     fn a_page_reads_an_index_newest_first_without_sorting() {
         let (_dir, conn) = migrated();
         for query in queries() {

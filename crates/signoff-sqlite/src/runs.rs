@@ -139,22 +139,26 @@ pub(crate) fn load_stages(conn: &Connection, id: Uuid) -> StoreResult<Vec<StageR
     Ok(records)
 }
 
+/// The statement [`stage_events`] runs, `?1` the position to read after.
+/// No bound `LIMIT` (SQLite would compile the statement again on every
+/// run to plan with its value): the reader stops after the page.
+pub(crate) const STAGE_EVENTS: &str =
+    "SELECT s.seq, s.run_id, s.attempt, s.stage, s.ok, s.at, s.detail, r.workflow, r.started_by
+     FROM run_stages s JOIN runs r ON r.id = s.run_id
+     WHERE s.seq > ?1 ORDER BY s.seq";
+
 /// Stage records after `after`, with their runs' workflow and starter.
 pub(crate) fn stage_events(
     conn: &Connection,
     after: i64,
     limit: u32,
 ) -> StoreResult<Vec<signoff_store::StageEvent>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT s.seq, s.run_id, s.attempt, s.stage, s.ok, s.at, s.detail, r.workflow, r.started_by
-             FROM run_stages s JOIN runs r ON r.id = s.run_id
-             WHERE s.seq > ?1 ORDER BY s.seq LIMIT ?2",
-        )
-        .map_err(unavailable)?;
-    let mut rows = stmt.query(params![after, limit]).map_err(unavailable)?;
+    let mut stmt = conn.prepare_cached(STAGE_EVENTS).map_err(unavailable)?;
+    let mut rows = stmt.query([after]).map_err(unavailable)?;
     let mut events = Vec::new();
-    while let Some(row) = rows.next().map_err(unavailable)? {
+    while events.len() < limit as usize
+        && let Some(row) = rows.next().map_err(unavailable)?
+    {
         let get_err = |e: rusqlite::Error| corrupt("stage row", e);
         let run_id: String = row.get(1).map_err(get_err)?;
         let record = StageRow {

@@ -621,6 +621,19 @@ mod tests {
         steps
     }
 
+    /// Asserts that `plan`, the query plan of `sql`, reads `index` (or a
+    /// name containing it) and never sorts into a temporary b-tree.
+    pub(crate) fn assert_reads_without_sorting(sql: &str, plan: &[String], index: &str) {
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{sql}: {plan:?}"
+        );
+    }
+
     fn queries() -> Vec<ListQuery> {
         let mut queries = Vec::new();
         for status in std::iter::once(None).chain(Status::ALL.into_iter().map(Some)) {
@@ -663,11 +676,7 @@ mod tests {
             } else {
                 "INTEGER PRIMARY KEY"
             };
-            assert!(plan.iter().any(|step| step.contains(index)), "{plan:?}");
-            assert!(
-                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-                "{plan:?}"
-            );
+            assert_reads_without_sorting(&sql, &plan, index);
         }
     }
 
@@ -677,14 +686,7 @@ mod tests {
         let bind = |stmt: &mut rusqlite::Statement<'_>| stmt.raw_bind_parameter(1, 3_i64);
         assert_not_reprepared(&conn, runs::STAGE_EVENTS, bind);
         let plan = plan(&conn, runs::STAGE_EVENTS, bind);
-        assert!(
-            plan.iter().any(|step| step.contains("INTEGER PRIMARY KEY")),
-            "{plan:?}"
-        );
-        assert!(
-            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-            "{plan:?}"
-        );
+        assert_reads_without_sorting(runs::STAGE_EVENTS, &plan, "INTEGER PRIMARY KEY");
     }
 
     #[test]
@@ -698,14 +700,7 @@ mod tests {
             } else {
                 "sqlite_autoindex_requests_1"
             };
-            assert!(
-                plan.iter().any(|step| step.contains(index)),
-                "{sql}: {plan:?}"
-            );
-            assert!(
-                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-                "{sql}: {plan:?}"
-            );
+            assert_reads_without_sorting(&sql, &plan, index);
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Converting between domain values and SQLite rows.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::sync::LazyLock;
+
+use rusqlite::{Connection, OptionalExtension, Row, Statement, ToSql, params};
 use signoff_core::{
     AuditEntry, CanonicalJson, Chain, Decision, Digest, Request, format_time, rfc3339,
 };
@@ -26,13 +28,6 @@ macro_rules! audit_columns {
 }
 /// The columns of `requests`, in the order [`request_from_row`] reads them.
 pub(crate) const REQUEST_COLUMNS: &str = request_columns!();
-
-/// The statement [`insert_request`] binds its 19 parameters to.
-pub(crate) const INSERT_REQUEST: &str = concat!(
-    "INSERT INTO requests (",
-    request_columns!(),
-    ", remind_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-);
 
 /// The columns of `audit_log`, in the order [`entry_from_row`] reads them.
 pub(crate) const AUDIT_COLUMNS: &str = audit_columns!();
@@ -87,44 +82,57 @@ pub(crate) fn load_request(conn: &Connection, id: Uuid) -> Result<Option<Request
     }
 }
 
-/// Inserts a new request. `action` is the canonical text of its proposed
-/// action, which its `created` entry already holds.
-pub(crate) fn insert_request(
-    conn: &Connection,
-    request: &Request,
-    action: &CanonicalJson,
-) -> Result<(), StoreError> {
+/// A new request and the canonical text of its proposed action (which its
+/// `created` entry already holds), as [`insert_requests`] takes them.
+pub(crate) struct NewRow {
+    pub(crate) request: Request,
+    pub(crate) action: CanonicalJson,
+}
+
+/// Inserts new requests, a few multi-row statements for all of them (see
+/// [`CHUNKS`]).
+pub(crate) fn insert_requests(conn: &Connection, rows: &[NewRow]) -> Result<(), StoreError> {
+    insert_rows(
+        conn,
+        &INSERT_REQUESTS,
+        REQUEST_INSERT_COLUMNS,
+        rows,
+        bind_request,
+    )
+}
+
+/// The columns [`bind_request`] binds: [`REQUEST_COLUMNS`] and `remind_at`.
+const REQUEST_INSERT_COLUMNS: usize = 19;
+
+fn bind_request(stmt: &mut Statement<'_>, at: usize, row: &NewRow) -> Result<(), StoreError> {
+    let request = &row.request;
     let labels = labels_column(request)?;
     let decision = request.decision.as_ref();
     let plan = codec::plan_column(request)?;
     let approvals = codec::approvals_column(request)?;
     let mut id = Uuid::encode_buffer();
-    conn.prepare_cached(INSERT_REQUEST)
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                &*request.id.hyphenated().encode_lower(&mut id),
-                request.title,
-                request.description,
-                action.as_str(),
-                request.requester,
-                labels,
-                micros(request.created_at),
-                micros(request.expires_at),
-                request.status.as_str(),
-                decision.and_then(|d| d.reviewer.as_deref()),
-                decision.map(|d| micros(d.decided_at)),
-                decision.and_then(|d| d.comment.as_deref()),
-                decision.and_then(|d| d.rejection_reason.as_deref()),
-                edited_action(decision),
-                decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
-                plan,
-                approvals,
-                decision.and_then(|d| d.stage.as_deref()),
-                request.remind_at().map(micros),
-            ])
-        })
-        .map_err(unavailable)?;
-    Ok(())
+    let values: [&dyn ToSql; REQUEST_INSERT_COLUMNS] = [
+        &&*request.id.hyphenated().encode_lower(&mut id),
+        &request.title,
+        &request.description,
+        &row.action.as_str(),
+        &request.requester,
+        &labels,
+        &micros(request.created_at),
+        &micros(request.expires_at),
+        &request.status.as_str(),
+        &decision.and_then(|d| d.reviewer.as_deref()),
+        &decision.map(|d| micros(d.decided_at)),
+        &decision.and_then(|d| d.comment.as_deref()),
+        &decision.and_then(|d| d.rejection_reason.as_deref()),
+        &edited_action(decision),
+        &decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
+        &plan,
+        &approvals,
+        &decision.and_then(|d| d.stage.as_deref()),
+        &request.remind_at().map(micros),
+    ];
+    bind_values(stmt, at, &values)
 }
 
 /// Labels as stored: most requests have none, and `{}` needs no serialiser.
@@ -183,9 +191,28 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
     Ok(())
 }
 
-/// Appends one audit entry. Every entry is a write: its text columns are
-/// bound from stack buffers and the record's own strings, not copies.
-pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
+/// Appends audit entries, in the order given, a few multi-row statements
+/// for all of them (see [`CHUNKS`]).
+pub(crate) fn insert_entries(conn: &Connection, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    insert_rows(
+        conn,
+        &INSERT_ENTRIES,
+        AUDIT_INSERT_COLUMNS,
+        entries,
+        bind_entry,
+    )
+}
+
+/// The columns [`bind_entry`] binds: [`AUDIT_COLUMNS`].
+const AUDIT_INSERT_COLUMNS: usize = 13;
+
+/// Text columns are bound from stack buffers and the record's own strings,
+/// not copies.
+fn bind_entry(
+    stmt: &mut Statement<'_>,
+    first: usize,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
     let r = &entry.record;
     let at = rfc3339::micros(r.at);
     let at_fallback;
@@ -198,29 +225,94 @@ pub(crate) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> Result<(), 
     };
     let mut request_id = Uuid::encode_buffer();
     let (mut prev_hash, mut hash) = ([0; 64], [0; 64]);
-    conn.prepare_cached(concat!(
-        "INSERT INTO audit_log (",
-        audit_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-    ))
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            entry.seq,
-            at,
-            r.event.as_str(),
-            &*r.request_id.hyphenated().encode_lower(&mut request_id),
-            r.title,
-            r.actor,
-            r.reason,
-            r.comment,
-            r.action.as_ref().map(CanonicalJson::as_str),
-            entry.prev_hash.hex(&mut prev_hash),
-            entry.hash.hex(&mut hash),
-            r.original_action.as_ref().map(CanonicalJson::as_str),
-            r.stage,
-        ])
+    let values: [&dyn ToSql; AUDIT_INSERT_COLUMNS] = [
+        &entry.seq,
+        &at,
+        &r.event.as_str(),
+        &&*r.request_id.hyphenated().encode_lower(&mut request_id),
+        &r.title,
+        &r.actor,
+        &r.reason,
+        &r.comment,
+        &r.action.as_ref().map(CanonicalJson::as_str),
+        &entry.prev_hash.hex(&mut prev_hash),
+        &entry.hash.hex(&mut hash),
+        &r.original_action.as_ref().map(CanonicalJson::as_str),
+        &r.stage,
+    ];
+    bind_values(stmt, first, &values)
+}
+
+/// Row counts the multi-row INSERTs are prepared for, largest first; rows
+/// go in the largest chunks that fit (a batch of 18 is 8 + 8 + 2). Within
+/// one statement SQLite keeps its cursors open, so each row appends at the
+/// end of every index instead of descending to it from the root, and the
+/// statement is stepped, reset and looked up once per chunk, not per row.
+const CHUNKS: [usize; 4] = [32, 8, 2, 1];
+
+/// `INSERT INTO requests ... VALUES (...), (...)` for each of [`CHUNKS`].
+pub(crate) static INSERT_REQUESTS: LazyLock<[String; 4]> = LazyLock::new(|| {
+    CHUNKS.map(|rows| {
+        values_sql(
+            concat!("INSERT INTO requests (", request_columns!(), ", remind_at)"),
+            REQUEST_INSERT_COLUMNS,
+            rows,
+        )
     })
-    .map_err(unavailable)?;
+});
+
+/// `INSERT INTO audit_log ... VALUES (...), (...)` for each of [`CHUNKS`].
+static INSERT_ENTRIES: LazyLock<[String; 4]> = LazyLock::new(|| {
+    CHUNKS.map(|rows| {
+        values_sql(
+            concat!("INSERT INTO audit_log (", audit_columns!(), ")"),
+            AUDIT_INSERT_COLUMNS,
+            rows,
+        )
+    })
+});
+
+/// `head VALUES (?, ...), ...`: `rows` groups of `columns` placeholders.
+fn values_sql(head: &str, columns: usize, rows: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(", "));
+    format!("{head} VALUES {}", vec![group; rows].join(", "))
+}
+
+/// Inserts `items` with the statements of [`CHUNKS`]: `bind` binds one
+/// item's `columns` values from the given zero-based parameter offset.
+fn insert_rows<T>(
+    conn: &Connection,
+    statements: &[String; 4],
+    columns: usize,
+    mut items: &[T],
+    bind: fn(&mut Statement<'_>, usize, &T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    while let Some((&rows, sql)) = CHUNKS
+        .iter()
+        .zip(statements)
+        .find(|(rows, _)| **rows <= items.len())
+    {
+        let (chunk, rest) = items.split_at(rows);
+        let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+        for (row, item) in chunk.iter().enumerate() {
+            bind(&mut stmt, row * columns, item)?;
+        }
+        stmt.raw_execute().map_err(unavailable)?;
+        items = rest;
+    }
+    Ok(())
+}
+
+/// Binds `values` to the parameters after the first `offset`.
+fn bind_values(
+    stmt: &mut Statement<'_>,
+    offset: usize,
+    values: &[&dyn ToSql],
+) -> Result<(), StoreError> {
+    for (i, value) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(offset + i + 1, value)
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 

@@ -120,7 +120,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::rows::INSERT_REQUEST;
+    use crate::rows::INSERT_REQUESTS;
 
     /// A file at `version` with one pending and one decided request.
     fn file_at(version: usize) -> Connection {
@@ -176,21 +176,22 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len() as i64);
         assert_eq!(rows(&conn), before);
         // An IN list in the CHECK compiled to OpenEphemeral on every insert.
-        let program: Vec<String> = conn
-            .prepare(&format!("EXPLAIN {INSERT_REQUEST}"))
-            .unwrap()
-            .query_map(
-                rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, 19)),
-                |row| row.get::<_, String>(1),
-            )
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(program.iter().any(|op| op == "Insert"));
-        assert!(
-            !program.iter().any(|op| op == "OpenEphemeral"),
-            "{program:?}"
-        );
+        for sql in INSERT_REQUESTS.iter() {
+            let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+            let program: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |row| {
+                    row.get::<_, String>(1)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(program.iter().any(|op| op == "Insert"));
+            assert!(
+                !program.iter().any(|op| op == "OpenEphemeral"),
+                "{program:?}"
+            );
+        }
         // The CHECK still holds.
         let bad = conn.execute(
             "UPDATE requests SET status = 'lost' WHERE title = 'Pending'",

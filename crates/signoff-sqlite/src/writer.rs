@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior};
-use signoff_core::{Attempt, Delivery, Webhook};
+use signoff_core::{Attempt, AuditEntry, AuditRecord, Delivery, Webhook};
 use signoff_core::{
     Chain, Clock, Decided, Request, RequestDraft, Run, RunStatus, StageRecord, TokenRecord, Verdict,
 };
@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use crate::checkpoint::Checkpointer;
 use crate::rows::{
-    REQUEST_COLUMNS, insert_entry, insert_request, load_request, micros, request_from_row,
-    update_decided, write_head,
+    NewRow, REQUEST_COLUMNS, insert_entries, insert_requests, load_request, micros,
+    request_from_row, update_decided, write_head,
 };
 use crate::{runs, tokens, unavailable, webhooks};
 
@@ -177,6 +177,12 @@ impl Applied {
     }
 }
 
+/// A caller and its answer; `None` while its create is staged.
+type Answer = (
+    oneshot::Sender<StoreResult<Done>>,
+    Option<StoreResult<Done>>,
+);
+
 fn commit_batch(
     conn: &mut Connection,
     chain: &mut Chain,
@@ -184,8 +190,8 @@ fn commit_batch(
     batch: &mut Vec<Command>,
 ) {
     let chain_before = *chain;
-    let mut answers: Vec<(oneshot::Sender<StoreResult<Done>>, StoreResult<Done>)> =
-        Vec::with_capacity(batch.len());
+    let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+    let mut staged = Staged::default();
     // Commands are applied in arrival order: pop from the reversed batch.
     batch.reverse();
     let committed = (|| -> StoreResult<()> {
@@ -194,18 +200,36 @@ fn commit_batch(
             .map_err(unavailable)?;
         let now = clock.now();
         while let Some(Command { op, reply }) = batch.pop() {
+            let op = match op {
+                Op::Create {
+                    id,
+                    draft,
+                    idempotency: None,
+                } => {
+                    let staging = staged.create(chain, now, id, draft, answers.len());
+                    answers.push((reply, staging.err().map(Err)));
+                    continue;
+                }
+                op => op,
+            };
+            // Any other command may read what the staged creates write.
+            if let Err(error) = staged.write(&tx, &mut answers) {
+                batch.push(Command { op, reply });
+                return Err(error);
+            }
             let applied = apply(&tx, chain, now, op);
             if applied.torn {
                 let error = match applied.result {
                     Err(error) => error,
                     Ok(_) => StoreError::Unavailable("write failed".into()),
                 };
-                answers.push((reply, Err(StoreError::Unavailable(error.to_string()))));
+                answers.push((reply, None));
                 // Dropping `tx` rolls everything back; the callers are told below.
                 return Err(error);
             }
-            answers.push((reply, applied.result));
+            answers.push((reply, Some(applied.result)));
         }
+        staged.write(&tx, &mut answers)?;
         if *chain != chain_before {
             write_head(&tx, chain)?;
         }
@@ -226,8 +250,81 @@ fn commit_batch(
     for (reply, result) in answers {
         // A caller that went away (client disconnected) still had its write
         // committed; there is no one left to tell.
-        let _ = reply.send(result);
+        let _ =
+            reply.send(result.unwrap_or_else(|| {
+                Err(StoreError::Unavailable("the write was not applied".into()))
+            }));
     }
+}
+
+/// The rows of creates applied in this transaction but not written yet.
+/// A create without an idempotency key reads nothing, so a batch's creates
+/// are written together, a few multi-row INSERTs for all of them
+/// ([`insert_requests`], [`insert_entries`]), just before the first other
+/// command (which might read them) or before the commit.
+#[derive(Default)]
+struct Staged {
+    rows: Vec<NewRow>,
+    /// For each of `rows`, the index of its caller's answer.
+    answers: Vec<usize>,
+    /// Their entries, already linked into the chain, in order.
+    entries: Vec<AuditEntry>,
+}
+
+impl Staged {
+    /// Opens a request and links its entries; nothing is written yet.
+    fn create(
+        &mut self,
+        chain: &mut Chain,
+        now: chrono::DateTime<chrono::Utc>,
+        id: Uuid,
+        draft: RequestDraft,
+        answer: usize,
+    ) -> StoreResult<()> {
+        let (row, records) = open(id, draft, now)?;
+        self.entries
+            .extend(records.into_iter().map(|record| chain.append(record)));
+        self.rows.push(row);
+        self.answers.push(answer);
+        Ok(())
+    }
+
+    /// Writes the staged rows and fills in their callers' answers.
+    fn write(&mut self, conn: &Connection, answers: &mut [Answer]) -> StoreResult<()> {
+        if self.rows.is_empty() && self.entries.is_empty() {
+            return Ok(());
+        }
+        insert_requests(conn, &self.rows)?;
+        insert_entries(conn, &self.entries)?;
+        self.entries.clear();
+        for (at, row) in self.answers.drain(..).zip(self.rows.drain(..)) {
+            if let Some((_, answer)) = answers.get_mut(at) {
+                *answer = Some(Ok(Done::Created(Created {
+                    request: row.request,
+                    replayed: false,
+                })));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A new request's row and its audit records (`created`, and `expired`
+/// when it was given no time).
+fn open(
+    id: Uuid,
+    draft: RequestDraft,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<(NewRow, Vec<AuditRecord>)> {
+    let (request, records) = draft.open(id, now);
+    // The `created` entry holds the action's canonical text: the request's
+    // column stores the same.
+    let Some(action) = records.first().and_then(|r| r.action.clone()) else {
+        return Err(StoreError::Corrupt(
+            "a new request's first entry has no action".into(),
+        ));
+    };
+    Ok((NewRow { request, action }, records))
 }
 
 fn apply(
@@ -296,17 +393,16 @@ fn apply(
     }
 }
 
-fn append(
-    conn: &Connection,
-    chain: &mut Chain,
-    records: Vec<signoff_core::AuditRecord>,
-) -> StoreResult<()> {
-    for record in records {
-        insert_entry(conn, &chain.append(record))?;
-    }
-    Ok(())
+fn append(conn: &Connection, chain: &mut Chain, records: Vec<AuditRecord>) -> StoreResult<()> {
+    let entries: Vec<AuditEntry> = records
+        .into_iter()
+        .map(|record| chain.append(record))
+        .collect();
+    insert_entries(conn, &entries)
 }
 
+/// A create with an idempotency key: it reads the keys first, so it is
+/// written at once rather than staged.
 fn create(
     conn: &Connection,
     chain: &mut Chain,
@@ -327,15 +423,11 @@ fn create(
             Err(error) => return Applied::clean(Err(error)),
         }
     }
-    let (request, records) = draft.open(id, now);
-    // The `created` entry holds the action's canonical text: the request's
-    // column stores the same.
-    let Some(action) = records.first().and_then(|r| r.action.clone()) else {
-        return Applied::clean(Err(StoreError::Corrupt(
-            "a new request's first entry has no action".into(),
-        )));
+    let (row, records) = match open(id, draft, now) {
+        Ok(opened) => opened,
+        Err(error) => return Applied::clean(Err(error)),
     };
-    let written = insert_request(conn, &request, &action)
+    let written = insert_requests(conn, std::slice::from_ref(&row))
         .and_then(|()| append(conn, chain, records))
         .and_then(|()| match idempotency {
             Some(key) => conn
@@ -351,7 +443,7 @@ fn create(
         });
     match written {
         Ok(()) => Applied::clean(Ok(Done::Created(Created {
-            request,
+            request: row.request,
             replayed: false,
         }))),
         Err(error) => Applied::torn(error),
@@ -499,4 +591,144 @@ fn sweep(
         moved.push(request);
     }
     Applied::clean(Ok(Done::Swept(moved)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use signoff_core::{Actor, Digest, Status, SystemClock};
+    use signoff_store::suite::draft;
+
+    use super::*;
+    use crate::SqliteOptions;
+
+    fn command(op: Op) -> (Command, oneshot::Receiver<StoreResult<Done>>) {
+        let (reply, answer) = oneshot::channel();
+        (Command { op, reply }, answer)
+    }
+
+    fn create(id: Uuid, idempotency: Option<&str>) -> Op {
+        Op::Create {
+            id,
+            draft: draft("Staged", 3600),
+            idempotency: idempotency.map(|key| IdempotencyKey {
+                key: key.into(),
+                fingerprint: Digest::sha256(key.as_bytes()),
+            }),
+        }
+    }
+
+    fn approve(id: Uuid) -> Op {
+        Op::Decide {
+            id,
+            verdict: Verdict::Approve {
+                reviewer: Actor::parse("reviewer", "ann").unwrap(),
+                groups: None,
+                comment: None,
+                edited_action: None,
+            },
+        }
+    }
+
+    /// One batch: more creates than the largest chunk, a decision on a
+    /// create still staged, more creates, a keyed create (written at once),
+    /// a decision on the last staged one. Every caller hears its own
+    /// outcome, the rows are there, and the trail holds the entries in
+    /// command order with an intact chain.
+    #[test]
+    fn staged_creates_are_written_before_any_other_command_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn =
+            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let ids: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
+        let mut ops: Vec<Op> = ids[..41].iter().map(|&id| create(id, None)).collect();
+        ops.push(approve(ids[3]));
+        ops.extend(ids[41..48].iter().map(|&id| create(id, None)));
+        ops.push(create(ids[48], Some("key-1")));
+        ops.push(create(ids[49], None));
+        ops.push(approve(ids[47]));
+        // The entry each command should append, in order.
+        let mut expected: Vec<(Uuid, &str)> = ids[..41].iter().map(|&id| (id, "created")).collect();
+        expected.push((ids[3], "approved"));
+        expected.extend(ids[41..].iter().map(|&id| (id, "created")));
+        expected.push((ids[47], "approved"));
+
+        let (mut batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(command).unzip();
+        let mut chain = Chain::genesis();
+        commit_batch(&mut conn, &mut chain, &SystemClock, &mut batch);
+
+        let mut decided = Vec::new();
+        for mut answer in answers {
+            match answer.try_recv().unwrap().unwrap() {
+                Done::Created(created) => assert!(!created.replayed),
+                Done::Decided(request) => decided.push((request.id, request.status)),
+                _ => panic!("unexpected answer"),
+            }
+        }
+        assert_eq!(
+            decided,
+            [(ids[3], Status::Approved), (ids[47], Status::Approved)]
+        );
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM requests", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 50);
+        let trail: Vec<(i64, String, String)> = conn
+            .prepare("SELECT seq, request_id, event FROM audit_log ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<(i64, String, String)> = expected
+            .iter()
+            .zip(1..)
+            .map(|((id, event), seq)| (seq, id.to_string(), (*event).to_string()))
+            .collect();
+        assert_eq!(trail, expected);
+        let report = crate::verify(&conn).unwrap();
+        assert_eq!(report.broken, None);
+        assert_eq!(report.checked, expected.len() as u64);
+        assert_eq!(report.head, chain);
+    }
+
+    /// A batch that fails while writing its staged creates is rolled back
+    /// whole, and every caller hears that the store is unavailable.
+    #[test]
+    fn a_failed_write_of_staged_creates_answers_every_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn =
+            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let taken = Uuid::now_v7();
+        let (first, answer) = command(create(taken, None));
+        commit_batch(
+            &mut conn,
+            &mut Chain::genesis(),
+            &SystemClock,
+            &mut vec![first],
+        );
+        assert!(answer.blocking_recv().unwrap().is_ok());
+        let mut chain = crate::rows::read_head(&conn).unwrap();
+        let before = chain;
+        // The same id again breaks the primary key when the rows are written.
+        let ops = vec![
+            create(Uuid::now_v7(), None),
+            create(taken, None),
+            approve(taken),
+        ];
+        let (mut batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(command).unzip();
+        commit_batch(&mut conn, &mut chain, &SystemClock, &mut batch);
+        for mut answer in answers {
+            assert!(matches!(
+                answer.try_recv().unwrap(),
+                Err(StoreError::Unavailable(_))
+            ));
+        }
+        assert_eq!(chain, before);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM requests", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
 }

@@ -49,9 +49,28 @@ const EXECUTION_GRACE: Duration = Duration::from_secs(30);
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// What the routes share.
+/// What the routes share. One `Arc`: axum clones the state for every
+/// request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Shares `parts` with the routes.
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] holds.
+pub struct AppParts {
     /// The approval service.
     pub service: Service,
     /// Renders `/metrics`; `None` when another server in this process
@@ -331,14 +350,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"));
     let mut webhook_settings = webhooks::WebhookSettings::new(public_url);
     webhook_settings.backoff = config.webhook_backoff;
-    let state = AppState {
+    let state = AppState::new(AppParts {
         service,
         metrics: install_metrics(),
         long_poll: config.long_poll,
         workflows,
         auth,
         webhooks: webhook_settings,
-    };
+    });
     run(listener, state, shutdown_signal()).await
 }
 

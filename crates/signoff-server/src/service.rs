@@ -28,9 +28,14 @@ pub const ANONYMOUS: &str = "anonymous";
 /// The longest long poll, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 300;
 
-/// Shared state of the service; cheap to clone.
+/// The approval service every route calls. One `Arc`, so the copy axum
+/// hands each request costs one reference count, not one per part.
 #[derive(Clone)]
-pub struct Service {
+pub struct Service(Arc<Parts>);
+
+/// What a [`Service`] holds.
+#[derive(Clone)]
+pub struct Parts {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hub: Hub,
@@ -46,6 +51,14 @@ pub struct Service {
     webhooks: Arc<watch::Sender<()>>,
 }
 
+impl std::ops::Deref for Service {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
 /// How the service and the sweeper talk: the sweeper publishes when it next
 /// wakes, and a create that expires sooner nudges it.
 pub(crate) struct SweeperSignal {
@@ -58,7 +71,7 @@ impl Service {
     /// A service over `store`. With a database shared by replicas, changes
     /// made by the others wake this one's waiters and sweeper too.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        let service = Self {
+        let service = Self(Arc::new(Parts {
             store,
             clock,
             hub: Hub::default(),
@@ -70,7 +83,7 @@ impl Service {
             policies: Policies::default(),
             changes: Arc::new(watch::channel(()).0),
             webhooks: Arc::new(watch::channel(()).0),
-        };
+        }));
         service.store.watch(Arc::new(RemoteChanges {
             hub: service.hub.clone(),
             sweeper: service.sweeper.clone(),
@@ -83,7 +96,7 @@ impl Service {
     /// `policies`.
     #[must_use]
     pub fn with_policies(mut self, policies: Policies) -> Self {
-        self.policies = policies;
+        Arc::make_mut(&mut self.0).policies = policies;
         self
     }
 

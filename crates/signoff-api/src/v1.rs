@@ -109,7 +109,7 @@ pub struct NewRequest {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub title: String,
     /// Free text for the reviewer (at most 20000 characters).
@@ -124,7 +124,7 @@ pub struct NewRequest {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub requester: Option<String>,
     /// Free-form tags (at most 32).
@@ -146,7 +146,7 @@ pub struct ApproveBody {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub reviewer: Option<String>,
     /// Optional remark (at most 20,000 characters).
@@ -170,14 +170,14 @@ pub struct RejectBody {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub reviewer: Option<String>,
     /// Why: required, and sent back to the drafter.
     #[schema(
         min_length = 1,
         max_length = 4000,
-        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub reason: String,
 }
@@ -191,7 +191,7 @@ pub struct CancelBody {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub actor: Option<String>,
     /// Why.
@@ -199,7 +199,7 @@ pub struct CancelBody {
     #[schema(
         min_length = 1,
         max_length = 4000,
-        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     pub reason: Option<String>,
 }
@@ -633,4 +633,38 @@ pub struct ErrorDetail {
 pub struct Health {
     /// "ok".
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use signoff_core::Title;
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    /// The title's pattern in the OpenAPI document accepts exactly what
+    /// `Title::parse` accepts, character by character. The pattern names
+    /// the blank characters one by one: `\s` means different sets in
+    /// different regex engines (Python's includes U+001C..U+001F,
+    /// ECMAScript's U+FEFF), and schemathesis generates with one and
+    /// validates with another.
+    #[test]
+    fn the_title_pattern_is_the_title_parser() {
+        let schema = serde_json::to_value(NewRequest::schema()).unwrap();
+        let pattern = schema["properties"]["title"]["pattern"].as_str().unwrap();
+        let regex = regex::Regex::new(pattern).unwrap();
+        for c in (1..=0xFFFF).filter_map(char::from_u32) {
+            let text = c.to_string();
+            assert_eq!(
+                regex.is_match(&text),
+                Title::parse(&text).is_ok(),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert!(!regex.is_match("a\u{0}b"));
+        assert!(regex.is_match("\u{1e}x"));
+    }
 }

@@ -30,8 +30,9 @@ fn non_blank(
     value: &str,
     max_chars: usize,
 ) -> Result<String, ValidationError> {
-    // Blank as JSON Schema's `\s` (the OpenAPI pattern) sees it: Unicode
-    // white space plus the separators U+001C..U+001F.
+    // Blank: Unicode white space plus the separators U+001C..U+001F (which
+    // Python's `\s` counts as space). The OpenAPI pattern lists exactly
+    // these characters (signoff-api tests that they agree).
     if value
         .chars()
         .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))

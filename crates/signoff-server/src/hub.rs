@@ -1,20 +1,31 @@
 //! Wake-ups for long polls.
 //!
 //! A waiter subscribes to a request id *before* it reads the request, and
-//! whoever changes that request calls [`Hub::notify`] after the change is
-//! committed. A `watch` channel remembers a change made between the
-//! subscription and the wait, so no wake-up is lost, and nothing polls.
+//! whoever changes that request calls [`Hub::publish`] (or, when it does
+//! not hold the request, [`Hub::notify`]) after the change is committed. A
+//! `watch` channel remembers a change made between the subscription and
+//! the wait, so no wake-up is lost, and nothing polls.
+//!
+//! A published request in a final state travels with the wake-up, so the
+//! waiter answers without reading the store again: a final request never
+//! changes, so no later wake-up can make it stale. Any other change only
+//! says "look again".
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use signoff_core::Request;
 use tokio::sync::watch;
 use uuid::Uuid;
+
+/// What a wake-up carries: the request when it reached a final state,
+/// `None` for "it changed, read it again".
+type News = Option<Arc<Request>>;
 
 /// The registry of waiters, by request id.
 #[derive(Debug, Default, Clone)]
 pub struct Hub {
-    waiters: Arc<Mutex<HashMap<Uuid, watch::Sender<()>>>>,
+    waiters: Arc<Mutex<HashMap<Uuid, watch::Sender<News>>>>,
 }
 
 /// One waiter's interest in one request; dropping it unregisters.
@@ -22,7 +33,7 @@ pub struct Hub {
 pub struct Subscription {
     hub: Hub,
     id: Uuid,
-    receiver: Option<watch::Receiver<()>>,
+    receiver: Option<watch::Receiver<News>>,
 }
 
 impl Hub {
@@ -32,7 +43,7 @@ impl Hub {
             Ok(mut waiters) => Some(
                 waiters
                     .entry(id)
-                    .or_insert_with(|| watch::channel(()).0)
+                    .or_insert_with(|| watch::channel(None).0)
                     .subscribe(),
             ),
             Err(_) => None,
@@ -45,36 +56,51 @@ impl Hub {
         }
     }
 
-    /// Wakes every waiter of `id`. Call after the change is committed.
+    /// Wakes every waiter of `id`, which reads the request again. Call
+    /// after the change is committed.
     pub fn notify(&self, id: Uuid) {
-        // Clone out of the lock: never wake tasks while holding it.
-        let sender = self
-            .waiters
+        if let Some(sender) = self.sender(id) {
+            sender.send_replace(None);
+        }
+    }
+
+    /// Wakes every waiter of `request` with the request itself when it is
+    /// final (copied only when someone waits). Call after the change is
+    /// committed.
+    pub fn publish(&self, request: &Request) {
+        if let Some(sender) = self.sender(request.id) {
+            let news = request.status.is_final().then(|| Arc::new(request.clone()));
+            sender.send_replace(news);
+        }
+    }
+
+    /// The channel of `id`'s waiters, cloned out of the lock: never wake
+    /// tasks while holding it.
+    fn sender(&self, id: Uuid) -> Option<watch::Sender<News>> {
+        self.waiters
             .lock()
             .ok()
-            .and_then(|waiters| waiters.get(&id).cloned());
-        if let Some(sender) = sender {
-            sender.send_replace(());
-        }
+            .and_then(|waiters| waiters.get(&id).cloned())
     }
 }
 
 impl Hub {
     /// Wakes every waiter (changes may have been missed): each looks again.
     pub fn notify_all(&self) {
-        let senders: Vec<watch::Sender<()>> = match self.waiters.lock() {
+        let senders: Vec<watch::Sender<News>> = match self.waiters.lock() {
             Ok(waiters) => waiters.values().cloned().collect(),
             Err(_) => return,
         };
         for sender in senders {
-            sender.send_replace(());
+            sender.send_replace(None);
         }
     }
 }
 
 impl Subscription {
-    /// Resolves once the request changed after the subscription was made.
-    pub async fn changed(&mut self) {
+    /// Resolves once the request changed after the subscription was made,
+    /// with the request when the change made it final.
+    pub async fn changed(&mut self) -> Option<Arc<Request>> {
         match self.receiver.as_mut() {
             Some(receiver) => {
                 if receiver.changed().await.is_err() {
@@ -82,8 +108,9 @@ impl Subscription {
                     // somehow did, never resolve rather than spin.
                     std::future::pending::<()>().await;
                 }
+                receiver.borrow_and_update().clone()
             }
-            None => std::future::pending::<()>().await,
+            None => std::future::pending().await,
         }
     }
 }
@@ -116,6 +143,41 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), sub.changed())
             .await
             .expect("woken");
+    }
+
+    /// A request opened now that expires in `seconds` (0: already expired).
+    fn request(seconds: u64) -> Request {
+        let draft = signoff_core::RequestDraft {
+            title: signoff_core::Title::parse("Waited on").expect("title"),
+            description: String::new(),
+            proposed_action: serde_json::Map::new(),
+            requester: signoff_core::Actor::parse("requester", "agent").expect("actor"),
+            labels: Default::default(),
+            expires_in: signoff_core::ExpiresIn::from_seconds(seconds).expect("expiry"),
+            plan: signoff_core::ApprovalPlan::single(),
+            action_json: None,
+        };
+        draft.open(Uuid::now_v7(), chrono::Utc::now()).0
+    }
+
+    #[tokio::test]
+    async fn a_final_request_travels_with_its_wake_up_and_a_pending_one_does_not() {
+        let hub = Hub::default();
+        let expired = request(0);
+        let mut sub = hub.subscribe(expired.id);
+        hub.publish(&expired);
+        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .expect("woken");
+        assert_eq!(news.as_deref(), Some(&expired));
+
+        let pending = request(3600);
+        let mut sub = hub.subscribe(pending.id);
+        hub.publish(&pending);
+        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .expect("woken");
+        assert!(news.is_none(), "a pending request must be read again");
     }
 
     #[tokio::test]

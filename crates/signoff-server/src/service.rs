@@ -192,7 +192,7 @@ impl Service {
 
     fn after_create(&self, request: &Request) {
         if request.status == Status::Expired {
-            self.hub.notify(request.id);
+            self.hub.publish(request);
         } else if request
             .remind_at()
             .map_or(request.expires_at, |at| at.min(request.expires_at))
@@ -272,7 +272,7 @@ impl Service {
                     status => status.as_str(),
                 };
                 metrics::counter!("signoff_decisions_total", "outcome" => outcome).increment(1);
-                self.hub.notify(id);
+                self.hub.publish(request);
             }
             Err(StoreError::Transition(signoff_core::TransitionError::Expired { .. })) => {
                 metrics::counter!("signoff_requests_expired_total").increment(1);
@@ -312,9 +312,14 @@ impl Service {
         let mut latest = request;
         loop {
             tokio::select! {
-                () = subscription.changed() => {
-                    // A sign-off that leaves the request pending (one stage
-                    // of a chain) wakes us too: keep waiting for the decision.
+                news = subscription.changed() => {
+                    // Decided here: the final request came with the wake-up.
+                    if let Some(decided) = news {
+                        return Ok(Arc::unwrap_or_clone(decided));
+                    }
+                    // Changed elsewhere, or a sign-off that leaves the
+                    // request pending (one stage of a chain): read it, and
+                    // keep waiting unless it is decided.
                     latest = self.get(id).await?;
                     if latest.status.is_final() {
                         return Ok(latest);

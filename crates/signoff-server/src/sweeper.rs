@@ -31,7 +31,7 @@ pub async fn sweep_once(service: &Service) -> Result<usize, signoff_store::Store
             service.changed();
         }
         for request in &expired {
-            service.hub().notify(request.id);
+            service.hub().publish(request);
         }
         metrics::counter!("signoff_requests_expired_total").increment(expired.len() as u64);
         if expired.len() < BATCH as usize {

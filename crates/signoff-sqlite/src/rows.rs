@@ -104,7 +104,7 @@ pub(crate) fn insert_requests(conn: &Connection, rows: &[NewRow]) -> Result<(), 
 /// The columns [`bind_request`] binds: [`REQUEST_COLUMNS`] and `remind_at`.
 const REQUEST_INSERT_COLUMNS: usize = 19;
 
-fn bind_request(stmt: &mut Statement<'_>, at: usize, row: &NewRow) -> Result<(), StoreError> {
+fn bind_request(stmt: &mut Statement<'_>, first: usize, row: &NewRow) -> Result<(), StoreError> {
     let request = &row.request;
     let labels = labels_column(request)?;
     let decision = request.decision.as_ref();
@@ -132,7 +132,7 @@ fn bind_request(stmt: &mut Statement<'_>, at: usize, row: &NewRow) -> Result<(),
         &decision.and_then(|d| d.stage.as_deref()),
         &request.remind_at().map(micros),
     ];
-    bind_values(stmt, at, &values)
+    bind_values(stmt, first, &values)
 }
 
 /// Labels as stored: most requests have none, and `{}` needs no serialiser.

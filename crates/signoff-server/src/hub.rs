@@ -160,24 +160,25 @@ mod tests {
         draft.open(Uuid::now_v7(), chrono::Utc::now()).0
     }
 
+    /// What a waiter of `request` hears when it is published.
+    async fn news_of(hub: &Hub, request: &Request) -> News {
+        let mut sub = hub.subscribe(request.id);
+        hub.publish(request);
+        tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .expect("woken")
+    }
+
     #[tokio::test]
     async fn a_final_request_travels_with_its_wake_up_and_a_pending_one_does_not() {
         let hub = Hub::default();
         let expired = request(0);
-        let mut sub = hub.subscribe(expired.id);
-        hub.publish(&expired);
-        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
-            .await
-            .expect("woken");
-        assert_eq!(news.as_deref(), Some(&expired));
-
+        assert_eq!(news_of(&hub, &expired).await.as_deref(), Some(&expired));
         let pending = request(3600);
-        let mut sub = hub.subscribe(pending.id);
-        hub.publish(&pending);
-        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
-            .await
-            .expect("woken");
-        assert!(news.is_none(), "a pending request must be read again");
+        assert!(
+            news_of(&hub, &pending).await.is_none(),
+            "a pending request must be read again"
+        );
     }
 
     #[tokio::test]

@@ -291,7 +291,8 @@ impl Staged {
 
     /// Writes the staged rows and fills in their callers' answers.
     fn write(&mut self, conn: &Connection, answers: &mut [Answer]) -> StoreResult<()> {
-        if self.rows.is_empty() && self.entries.is_empty() {
+        // Every staged row brought its entries: no rows, nothing staged.
+        if self.rows.is_empty() {
             return Ok(());
         }
         insert_requests(conn, &self.rows)?;

@@ -250,22 +250,32 @@ fn bind_entry(
 /// statement is stepped, reset and looked up once per chunk, not per row.
 const CHUNKS: [usize; 4] = [32, 8, 2, 1];
 
-/// `INSERT INTO requests ... VALUES (...), (...)` for each of [`CHUNKS`].
+/// `INSERT OR ROLLBACK INTO requests ... VALUES (...), (...)` for each of
+/// [`CHUNKS`]. A statement that can fail after writing some of its rows
+/// (the default `OR ABORT`) makes SQLite copy every page it touches into a
+/// statement journal first, to undo just that statement. The writer rolls
+/// the whole batch back when a write fails anyway, so `OR ROLLBACK` lets
+/// SQLite do that at once and keep no statement journal.
 pub(crate) static INSERT_REQUESTS: LazyLock<[String; 4]> = LazyLock::new(|| {
     CHUNKS.map(|rows| {
         values_sql(
-            concat!("INSERT INTO requests (", request_columns!(), ", remind_at)"),
+            concat!(
+                "INSERT OR ROLLBACK INTO requests (",
+                request_columns!(),
+                ", remind_at)"
+            ),
             REQUEST_INSERT_COLUMNS,
             rows,
         )
     })
 });
 
-/// `INSERT INTO audit_log ... VALUES (...), (...)` for each of [`CHUNKS`].
+/// `INSERT OR ROLLBACK INTO audit_log ... VALUES (...), (...)` for each of
+/// [`CHUNKS`], for the reason given at [`INSERT_REQUESTS`].
 static INSERT_ENTRIES: LazyLock<[String; 4]> = LazyLock::new(|| {
     CHUNKS.map(|rows| {
         values_sql(
-            concat!("INSERT INTO audit_log (", audit_columns!(), ")"),
+            concat!("INSERT OR ROLLBACK INTO audit_log (", audit_columns!(), ")"),
             AUDIT_INSERT_COLUMNS,
             rows,
         )

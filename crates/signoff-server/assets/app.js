@@ -50,11 +50,15 @@
   function listen(onChange) {
     if (!window.EventSource) { return; }
     var source = new EventSource("/ui/events");
-    source.addEventListener("change", function () {
+    function soon() {
       // Several changes in a burst make one refresh.
       if (pending) { return; }
       pending = setTimeout(function () { pending = null; onChange(); }, 150);
-    });
+    }
+    source.addEventListener("change", soon);
+    // A change made after this page was rendered but before the stream
+    // (re)connected sent no event here: look once whenever it opens.
+    source.addEventListener("open", soon);
   }
 
   if (page === "inbox") {

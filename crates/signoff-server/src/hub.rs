@@ -147,17 +147,9 @@ mod tests {
 
     /// A request opened now that expires in `seconds` (0: already expired).
     fn request(seconds: u64) -> Request {
-        let draft = signoff_core::RequestDraft {
-            title: signoff_core::Title::parse("Waited on").expect("title"),
-            description: String::new(),
-            proposed_action: serde_json::Map::new(),
-            requester: signoff_core::Actor::parse("requester", "agent").expect("actor"),
-            labels: Default::default(),
-            expires_in: signoff_core::ExpiresIn::from_seconds(seconds).expect("expiry"),
-            plan: signoff_core::ApprovalPlan::single(),
-            action_json: None,
-        };
-        draft.open(Uuid::now_v7(), chrono::Utc::now()).0
+        signoff_store::suite::draft("Waited on", seconds)
+            .open(Uuid::now_v7(), chrono::Utc::now())
+            .0
     }
 
     /// What a waiter of `request` hears when it is published.

@@ -576,6 +576,8 @@ fn verify(conn: &rusqlite::Connection) -> StoreResult<AuditReport> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use signoff_core::DeliveryStatus;
+
     use super::*;
 
     fn migrated() -> (tempfile::TempDir, rusqlite::Connection) {
@@ -687,6 +689,54 @@ mod tests {
         assert_not_reprepared(&conn, runs::STAGE_EVENTS, bind);
         let plan = plan(&conn, runs::STAGE_EVENTS, bind);
         assert_reads_without_sorting(runs::STAGE_EVENTS, &plan, "INTEGER PRIMARY KEY");
+    }
+
+    /// Listing deliveries runs its cached statement without compiling it
+    /// again, for every shape of the query, and a filter by subscription or
+    /// request reads that index instead of scanning the table; claiming
+    /// the due ones does not compile its statement again either.
+    #[test]
+    fn delivery_queries_run_the_cached_statement_and_read_their_index() {
+        let (_dir, conn) = migrated();
+        let statuses = [
+            None,
+            Some(DeliveryStatus::Pending),
+            Some(DeliveryStatus::Delivered),
+            Some(DeliveryStatus::Dead),
+        ];
+        for webhook_id in [None, Some(Uuid::now_v7())] {
+            for status in statuses {
+                for request_id in [None, Some(Uuid::now_v7())] {
+                    let query = DeliveryQuery {
+                        webhook_id,
+                        status,
+                        request_id,
+                        limit: 50,
+                    };
+                    let sql = webhooks::list_sql(&query);
+                    let bind =
+                        |stmt: &mut rusqlite::Statement<'_>| webhooks::bind_list(stmt, &query);
+                    assert_not_reprepared(&conn, &sql, bind);
+                    let plan = plan(&conn, &sql, bind);
+                    if webhook_id.is_some() || request_id.is_some() {
+                        assert!(
+                            !plan.iter().any(|step| step.starts_with("SCAN")),
+                            "{sql}: {plan:?}"
+                        );
+                    }
+                    if request_id.is_some() {
+                        assert!(
+                            plan.iter()
+                                .any(|step| step.contains("webhook_deliveries_by_request")),
+                            "{sql}: {plan:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_not_reprepared(&conn, webhooks::DUE, |stmt| {
+            stmt.raw_bind_parameter(1, 5_i64)
+        });
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub(crate) fn open_reader(options: &SqliteOptions) -> Result<Connection, StoreEr
     .map_err(unavailable)?;
     conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
         .map_err(unavailable)?;
-    // Room for every shape of list query (status, cursor, requester: 24)
+    // Room for every shape of the inbox query (status, cursor, requester:
+    // 24) and of the deliveries query (subscription, status, request: 16)
     // beside the other reads, so none is compiled again for lack of room.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use signoff_core::{Attempt, Delivery, DeliveryStatus, Webhook};
+use signoff_core::{Attempt, Delivery, Webhook};
 use signoff_store::codec::{DeliveryRow, WebhookRow};
 use signoff_store::{DeliveryQuery, StoreError, StoreResult};
 use uuid::Uuid;
@@ -12,8 +12,24 @@ use crate::unavailable;
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, secret, format, created_by, created_at, cursor";
 
-const DELIVERY_COLUMNS: &str = "id, webhook_id, seq, event, request_id, body, status, attempts, \
-     next_attempt_at, last_status, last_error, created_at, delivered_at";
+macro_rules! delivery_columns {
+    () => {
+        "id, webhook_id, seq, event, request_id, body, status, attempts, \
+         next_attempt_at, last_status, last_error, created_at, delivered_at"
+    };
+}
+const DELIVERY_COLUMNS: &str = delivery_columns!();
+
+/// The pending deliveries due by `?1`, the first due first. No `LIMIT`:
+/// SQLite compiles a statement again on every run when its plan reads a
+/// bound value, as it does a bound `LIMIT`'s; [`claim`] stops reading
+/// instead.
+pub(crate) const DUE: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 \
+     ORDER BY next_attempt_at, id"
+);
 
 /// Stores a new subscription.
 pub(crate) fn insert(conn: &Connection, hook: &Webhook) -> StoreResult<()> {
@@ -123,17 +139,12 @@ pub(crate) fn claim(
 ) -> StoreResult<Vec<Delivery>> {
     let mut claimed = Vec::new();
     {
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= ?1 \
-                 ORDER BY next_attempt_at, id LIMIT ?2"
-            ))
-            .map_err(unavailable)?;
-        let mut rows = stmt
-            .query(params![micros(now), limit])
-            .map_err(unavailable)?;
-        while let Some(row) = rows.next().map_err(unavailable)? {
+        let mut stmt = conn.prepare_cached(DUE).map_err(unavailable)?;
+        let mut rows = stmt.query([micros(now)]).map_err(unavailable)?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        while claimed.len() < limit
+            && let Some(row) = rows.next().map_err(unavailable)?
+        {
             claimed.push(delivery_from_row(row)?);
         }
     }
@@ -202,26 +213,61 @@ pub(crate) fn redeliver(
 /// Deliveries, newest first.
 pub(crate) fn list(conn: &Connection, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
-             WHERE (?1 IS NULL OR webhook_id = ?1) AND (?2 IS NULL OR status = ?2) \
-             AND (?3 IS NULL OR request_id = ?3) \
-             ORDER BY id DESC LIMIT ?4"
-        ))
+        .prepare_cached(&list_sql(&query))
         .map_err(unavailable)?;
-    let mut rows = stmt
-        .query(params![
-            query.webhook_id.map(|id| id.to_string()),
-            query.status.map(DeliveryStatus::as_str),
-            query.request_id.map(|id| id.to_string()),
-            query.limit,
-        ])
-        .map_err(unavailable)?;
+    bind_list(&mut stmt, &query).map_err(unavailable)?;
+    let mut rows = stmt.raw_query();
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let mut deliveries = Vec::new();
-    while let Some(row) = rows.next().map_err(unavailable)? {
+    while deliveries.len() < limit
+        && let Some(row) = rows.next().map_err(unavailable)?
+    {
         deliveries.push(delivery_from_row(row)?);
     }
     Ok(deliveries)
+}
+
+/// The statement [`list`] runs for `query`: only the filters it asks for,
+/// so that a filter by subscription or request reads that index (a
+/// `?1 IS NULL OR` term can use none, and the whole table was scanned),
+/// and the status, a closed enum, written into the SQL (a bound one is
+/// checked against the partial index's `status = 'pending'`, so SQLite
+/// compiled the statement again on every run). No `LIMIT`, for the same
+/// reason; [`list`] stops after the page.
+pub(crate) fn list_sql(query: &DeliveryQuery) -> String {
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE 1 = 1");
+    if query.webhook_id.is_some() {
+        sql.push_str(" AND webhook_id = :webhook");
+    }
+    if let Some(status) = query.status {
+        // A fixed lowercase word: nothing to quote.
+        sql.push_str(" AND status = '");
+        sql.push_str(status.as_str());
+        sql.push('\'');
+    }
+    if query.request_id.is_some() {
+        sql.push_str(" AND request_id = :request");
+    }
+    sql.push_str(" ORDER BY id DESC");
+    sql
+}
+
+/// Binds the parameters [`list_sql`] named for `query`.
+pub(crate) fn bind_list(
+    stmt: &mut rusqlite::Statement<'_>,
+    query: &DeliveryQuery,
+) -> rusqlite::Result<()> {
+    let mut bind = |name: &str, id: Uuid| match stmt.parameter_index(name)? {
+        Some(index) => stmt.raw_bind_parameter(index, id.hyphenated().to_string()),
+        None => Ok(()),
+    };
+    if let Some(id) = query.webhook_id {
+        bind(":webhook", id)?;
+    }
+    if let Some(id) = query.request_id {
+        bind(":request", id)?;
+    }
+    Ok(())
 }
 
 /// When the next pending delivery is due.

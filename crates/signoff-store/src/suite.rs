@@ -606,6 +606,80 @@ pub async fn webhook_outbox(store: Arc<dyn Store>, clock: Arc<ManualClock>) {
     assert_eq!(listed[0].delivered_at, Some(clock.now()));
     assert_eq!(store.next_delivery_due().await.unwrap(), None);
 
+    // Three more, one per new request: lists come newest first, each filter
+    // narrows them, and a claim takes no more than it is asked for.
+    let cursor = store.last_audit_seq().await.unwrap();
+    let mut more = Vec::new();
+    for title in ["one", "two", "three"] {
+        let id = Uuid::now_v7();
+        store.create(id, draft(title, 60), None).await.unwrap();
+        more.push(Delivery {
+            id: Uuid::now_v7(),
+            seq: store.last_audit_seq().await.unwrap(),
+            request_id: id,
+            ..delivery.clone()
+        });
+    }
+    let last = more.last().map_or(cursor, |d| d.seq);
+    assert!(
+        store
+            .enqueue_deliveries(hook.id, cursor, last, more.clone())
+            .await
+            .unwrap()
+    );
+    let list = |webhook_id, status, request_id, limit| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .deliveries(DeliveryQuery {
+                    webhook_id,
+                    status,
+                    request_id,
+                    limit,
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut newest_first: Vec<Uuid> = more.iter().map(|d| d.id).collect();
+    newest_first.push(delivery.id);
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(list(None, None, None, 10).await, newest_first);
+    assert_eq!(list(Some(hook.id), None, None, 2).await, newest_first[..2]);
+    assert_eq!(
+        list(None, Some(DeliveryStatus::Delivered), None, 10).await,
+        [delivery.id]
+    );
+    assert_eq!(
+        list(None, Some(DeliveryStatus::Pending), None, 10)
+            .await
+            .len(),
+        3
+    );
+    assert_eq!(
+        list(
+            Some(hook.id),
+            Some(DeliveryStatus::Pending),
+            Some(more[1].request_id),
+            10
+        )
+        .await,
+        [more[1].id]
+    );
+    assert!(list(Some(Uuid::now_v7()), None, None, 10).await.is_empty());
+    assert_eq!(
+        store.claim_deliveries(now, lease, 2).await.unwrap().len(),
+        2,
+        "a claim takes at most its limit"
+    );
+    assert_eq!(
+        store.claim_deliveries(now, lease, 10).await.unwrap().len(),
+        1
+    );
+
     let redelivered = store.redeliver(delivery.id).await.unwrap().unwrap();
     assert_eq!(redelivered.status, DeliveryStatus::Pending);
     assert!(store.redeliver(Uuid::now_v7()).await.unwrap().is_none());

@@ -34,7 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use readers::Readers;
-use rows::{AUDIT_COLUMNS, REQUEST_COLUMNS, entry_from_row, micros, read_head, request_from_row};
+use rows::{
+    AUDIT_COLUMNS, REQUEST_COLUMNS, and_status, bind_named, entry_from_row, micros, read_head,
+    request_from_row,
+};
 use writer::{Command, Done, Op};
 
 /// How hard a commit holds on to the disk.
@@ -475,10 +478,7 @@ impl Store for SqliteStore {
 fn list_sql(query: &ListQuery) -> String {
     let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE 1 = 1");
     if let Some(status) = query.status {
-        // A fixed lowercase word: nothing to quote.
-        sql.push_str(" AND status = '");
-        sql.push_str(status.as_str());
-        sql.push('\'');
+        and_status(&mut sql, status.as_str());
     }
     if query.status == Some(Status::Pending) {
         sql.push_str(" AND expires_at > :now");
@@ -502,16 +502,12 @@ fn bind_list(
     query: &ListQuery,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let mut bind = |name: &str, value: &dyn rusqlite::ToSql| match stmt.parameter_index(name)? {
-        Some(index) => stmt.raw_bind_parameter(index, value),
-        None => Ok(()),
-    };
-    bind(":now", &now)?;
+    bind_named(stmt, ":now", &now)?;
     if let Some(before) = query.before {
-        bind(":before", &before.hyphenated().to_string())?;
+        bind_named(stmt, ":before", &before.hyphenated().to_string())?;
     }
     if let Some(requester) = &query.requester {
-        bind(":requester", requester)?;
+        bind_named(stmt, ":requester", requester)?;
     }
     Ok(())
 }

@@ -38,6 +38,30 @@ fn uuid(what: &str, text: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|e| corrupt(what, e))
 }
 
+/// Appends `AND status = '<status>'` to a filtered read: a closed enum's
+/// value written into the SQL rather than bound, since a bound one checked
+/// against a partial index's `status = 'pending'` makes SQLite compile the
+/// statement again on every run. `status` is a fixed lowercase word:
+/// nothing to quote.
+pub(crate) fn and_status(sql: &mut String, status: &'static str) {
+    sql.push_str(" AND status = '");
+    sql.push_str(status);
+    sql.push('\'');
+}
+
+/// Binds `value` to the parameter `name`, when the statement has it (a
+/// filtered read names only the filters it was asked for).
+pub(crate) fn bind_named(
+    stmt: &mut Statement<'_>,
+    name: &str,
+    value: &dyn ToSql,
+) -> rusqlite::Result<()> {
+    match stmt.parameter_index(name)? {
+        Some(index) => stmt.raw_bind_parameter(index, value),
+        None => Ok(()),
+    }
+}
+
 /// Reads a request from a row selected with [`REQUEST_COLUMNS`].
 pub(crate) fn request_from_row(row: &Row<'_>) -> Result<Request, StoreError> {
     let get_err = |e: rusqlite::Error| corrupt("request row", e);

@@ -7,7 +7,7 @@ use signoff_store::codec::{DeliveryRow, WebhookRow};
 use signoff_store::{DeliveryQuery, StoreError, StoreResult};
 use uuid::Uuid;
 
-use crate::rows::{corrupt, micros};
+use crate::rows::{and_status, bind_named, corrupt, micros};
 use crate::unavailable;
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, secret, format, created_by, created_at, cursor";
@@ -240,10 +240,7 @@ pub(crate) fn list_sql(query: &DeliveryQuery) -> String {
         sql.push_str(" AND webhook_id = :webhook");
     }
     if let Some(status) = query.status {
-        // A fixed lowercase word: nothing to quote.
-        sql.push_str(" AND status = '");
-        sql.push_str(status.as_str());
-        sql.push('\'');
+        and_status(&mut sql, status.as_str());
     }
     if query.request_id.is_some() {
         sql.push_str(" AND request_id = :request");
@@ -257,15 +254,11 @@ pub(crate) fn bind_list(
     stmt: &mut rusqlite::Statement<'_>,
     query: &DeliveryQuery,
 ) -> rusqlite::Result<()> {
-    let mut bind = |name: &str, id: Uuid| match stmt.parameter_index(name)? {
-        Some(index) => stmt.raw_bind_parameter(index, id.hyphenated().to_string()),
-        None => Ok(()),
-    };
     if let Some(id) = query.webhook_id {
-        bind(":webhook", id)?;
+        bind_named(stmt, ":webhook", &id.hyphenated().to_string())?;
     }
     if let Some(id) = query.request_id {
-        bind(":request", id)?;
+        bind_named(stmt, ":request", &id.hyphenated().to_string())?;
     }
     Ok(())
 }

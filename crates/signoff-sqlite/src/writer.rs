@@ -132,6 +132,7 @@ pub(crate) fn run(
     checkpointer: Checkpointer,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut scratch = Scratch::default();
     while let Some(first) = commands.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -141,7 +142,13 @@ pub(crate) fn run(
             }
         }
         metrics::histogram!("signoff_store_batch_size").record(batch.len() as f64);
-        commit_batch(&mut conn, &mut chain, clock.as_ref(), &mut batch);
+        commit_batch(
+            &mut conn,
+            &mut chain,
+            clock.as_ref(),
+            &mut batch,
+            &mut scratch,
+        );
         checkpointer.after_commit(&conn);
     }
     // The helper's connection closes first, so that closing the writer's
@@ -183,15 +190,28 @@ type Answer = (
     Option<StoreResult<Done>>,
 );
 
+/// The writer's per-batch lists, kept from one batch to the next: a batch's
+/// answers and staged rows hold whole requests, so allocating them afresh
+/// each time asked glibc for blocks large enough to make it consolidate its
+/// free lists, a few percent of the writer's time under load.
+#[derive(Default)]
+struct Scratch {
+    answers: Vec<Answer>,
+    staged: Staged,
+}
+
 fn commit_batch(
     conn: &mut Connection,
     chain: &mut Chain,
     clock: &dyn Clock,
     batch: &mut Vec<Command>,
+    scratch: &mut Scratch,
 ) {
     let chain_before = *chain;
-    let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-    let mut staged = Staged::default();
+    let Scratch { answers, staged } = scratch;
+    // A failed batch may have left rows staged; nothing of it was written.
+    answers.clear();
+    staged.clear();
     // Commands are applied in arrival order: pop from the reversed batch.
     batch.reverse();
     let committed = (|| -> StoreResult<()> {
@@ -213,7 +233,7 @@ fn commit_batch(
                 op => op,
             };
             // Any other command may read what the staged creates write.
-            if let Err(error) = staged.write(&tx, &mut answers) {
+            if let Err(error) = staged.write(&tx, answers) {
                 batch.push(Command { op, reply });
                 return Err(error);
             }
@@ -229,7 +249,7 @@ fn commit_batch(
             }
             answers.push((reply, Some(applied.result)));
         }
-        staged.write(&tx, &mut answers)?;
+        staged.write(&tx, answers)?;
         if *chain != chain_before {
             write_head(&tx, chain)?;
         }
@@ -239,7 +259,7 @@ fn commit_batch(
         tracing::error!(%error, "store commit failed; batch rolled back");
         *chain = chain_before;
         let message = error.to_string();
-        for (reply, _) in answers {
+        for (reply, _) in answers.drain(..) {
             let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
         }
         for Command { reply, .. } in batch.drain(..) {
@@ -247,7 +267,7 @@ fn commit_batch(
         }
         return;
     }
-    for (reply, result) in answers {
+    for (reply, result) in answers.drain(..) {
         // A caller that went away (client disconnected) still had its write
         // committed; there is no one left to tell.
         let _ =
@@ -272,6 +292,13 @@ struct Staged {
 }
 
 impl Staged {
+    /// Forgets whatever a failed batch left staged, keeping the room.
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.answers.clear();
+        self.entries.clear();
+    }
+
     /// Opens a request and links its entries; nothing is written yet.
     fn create(
         &mut self,
@@ -657,7 +684,13 @@ mod tests {
 
         let (mut batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(command).unzip();
         let mut chain = Chain::genesis();
-        commit_batch(&mut conn, &mut chain, &SystemClock, &mut batch);
+        commit_batch(
+            &mut conn,
+            &mut chain,
+            &SystemClock,
+            &mut batch,
+            &mut Scratch::default(),
+        );
 
         let mut decided = Vec::new();
         for mut answer in answers {
@@ -701,6 +734,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn =
             crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        // One scratch for every batch, as the writer keeps it.
+        let mut scratch = Scratch::default();
         let taken = Uuid::now_v7();
         let (first, answer) = command(create(taken, None));
         commit_batch(
@@ -708,6 +743,7 @@ mod tests {
             &mut Chain::genesis(),
             &SystemClock,
             &mut vec![first],
+            &mut scratch,
         );
         assert!(answer.blocking_recv().unwrap().is_ok());
         let mut chain = crate::rows::read_head(&conn).unwrap();
@@ -719,7 +755,13 @@ mod tests {
             approve(taken),
         ];
         let (mut batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(command).unzip();
-        commit_batch(&mut conn, &mut chain, &SystemClock, &mut batch);
+        commit_batch(
+            &mut conn,
+            &mut chain,
+            &SystemClock,
+            &mut batch,
+            &mut scratch,
+        );
         for mut answer in answers {
             assert!(matches!(
                 answer.try_recv().unwrap(),
@@ -731,5 +773,30 @@ mod tests {
             .query_row("SELECT count(*) FROM requests", [], |row| row.get(0))
             .unwrap();
         assert_eq!(rows, 1);
+
+        // The next batch starts clean: nothing the failed one staged is
+        // written or answered with it.
+        let fresh = Uuid::now_v7();
+        let (next, answer) = command(create(fresh, None));
+        commit_batch(
+            &mut conn,
+            &mut chain,
+            &SystemClock,
+            &mut vec![next],
+            &mut scratch,
+        );
+        match answer.blocking_recv().unwrap().unwrap() {
+            Done::Created(created) => assert_eq!(created.request.id, fresh),
+            _ => panic!("unexpected answer"),
+        }
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM requests ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, [taken.to_string(), fresh.to_string()]);
+        assert_eq!(crate::verify(&conn).unwrap().broken, None);
     }
 }

@@ -3,9 +3,10 @@
 //! SQLite takes one writer at a time and a durable commit costs an fsync
 //! (a few thousand a second on ordinary disks). So one thread owns the write
 //! connection; every change is sent to it as a [`Command`], and it applies
-//! all the commands waiting at that moment in one transaction, commits once,
-//! and only then answers each caller. Under load a commit carries hundreds of
-//! writes; idle, a lone write commits at once.
+//! all the commands waiting at that moment in one transaction, then those
+//! that arrived while it applied them, commits once, and only then answers
+//! each caller. Under load a commit carries tens to hundreds of writes;
+//! idle, a lone write commits at once.
 //!
 //! Each command does all its checks (unknown id, already decided, reused
 //! idempotency key) before its first write, so a refused command leaves
@@ -135,20 +136,16 @@ pub(crate) fn run(
     let mut scratch = Scratch::default();
     while let Some(first) = commands.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match commands.try_recv() {
-                Ok(command) => batch.push(command),
-                Err(_) => break,
-            }
-        }
-        metrics::histogram!("signoff_store_batch_size").record(batch.len() as f64);
-        commit_batch(
+        batch.extend(std::iter::from_fn(|| commands.try_recv().ok()).take(MAX_BATCH - 1));
+        let size = commit_batch(
             &mut conn,
             &mut chain,
             clock.as_ref(),
             &mut batch,
             &mut scratch,
+            &mut || commands.try_recv().ok(),
         );
+        metrics::histogram!("signoff_store_batch_size").record(size as f64);
         checkpointer.after_commit(&conn);
     }
     // The helper's connection closes first, so that closing the writer's
@@ -200,13 +197,23 @@ struct Scratch {
     staged: Staged,
 }
 
+/// Applies `batch` in one transaction, and with it whatever `more` yields
+/// by the time the batch is written, then commits and answers every
+/// caller. Returns how many commands the transaction held.
+///
+/// Taking in what arrived while the batch was being applied, instead of
+/// leaving it for the next transaction, saves those callers a whole commit
+/// of waiting and makes commits larger: a commit writes about eleven pages
+/// whatever it carries (`bench/frames.py`), so larger ones write fewer per
+/// create. Nothing waits for arrivals: once `more` has nothing, it commits.
 fn commit_batch(
     conn: &mut Connection,
     chain: &mut Chain,
     clock: &dyn Clock,
     batch: &mut Vec<Command>,
     scratch: &mut Scratch,
-) {
+    more: &mut dyn FnMut() -> Option<Command>,
+) -> usize {
     let chain_before = *chain;
     let Scratch { answers, staged } = scratch;
     // A failed batch may have left rows staged; nothing of it was written.
@@ -218,43 +225,52 @@ fn commit_batch(
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
-        let now = clock.now();
-        while let Some(Command { op, reply }) = batch.pop() {
-            let op = match op {
-                Op::Create {
-                    id,
-                    draft,
-                    idempotency: None,
-                } => {
-                    let staging = staged.create(chain, now, id, draft, answers.len());
-                    answers.push((reply, staging.err().map(Err)));
-                    continue;
-                }
-                op => op,
-            };
-            // Any other command may read what the staged creates write.
-            if let Err(error) = staged.write(&tx, answers) {
-                batch.push(Command { op, reply });
-                return Err(error);
-            }
-            let applied = apply(&tx, chain, now, op);
-            if applied.torn {
-                let error = match applied.result {
-                    Err(error) => error,
-                    Ok(_) => StoreError::Unavailable("write failed".into()),
+        loop {
+            let now = clock.now();
+            while let Some(Command { op, reply }) = batch.pop() {
+                let op = match op {
+                    Op::Create {
+                        id,
+                        draft,
+                        idempotency: None,
+                    } => {
+                        let staging = staged.create(chain, now, id, draft, answers.len());
+                        answers.push((reply, staging.err().map(Err)));
+                        continue;
+                    }
+                    op => op,
                 };
-                answers.push((reply, None));
-                // Dropping `tx` rolls everything back; the callers are told below.
-                return Err(error);
+                // Any other command may read what the staged creates write.
+                if let Err(error) = staged.write(&tx, answers) {
+                    batch.push(Command { op, reply });
+                    return Err(error);
+                }
+                let applied = apply(&tx, chain, now, op);
+                if applied.torn {
+                    let error = match applied.result {
+                        Err(error) => error,
+                        Ok(_) => StoreError::Unavailable("write failed".into()),
+                    };
+                    answers.push((reply, None));
+                    // Dropping `tx` rolls everything back; the callers are told below.
+                    return Err(error);
+                }
+                answers.push((reply, Some(applied.result)));
             }
-            answers.push((reply, Some(applied.result)));
+            staged.write(&tx, answers)?;
+            let room = MAX_BATCH.saturating_sub(answers.len());
+            batch.extend(std::iter::from_fn(&mut *more).take(room));
+            if batch.is_empty() {
+                break;
+            }
+            batch.reverse();
         }
-        staged.write(&tx, answers)?;
         if *chain != chain_before {
             write_head(&tx, chain)?;
         }
         tx.commit().map_err(unavailable)
     })();
+    let size = answers.len() + batch.len();
     if let Err(error) = committed {
         tracing::error!(%error, "store commit failed; batch rolled back");
         *chain = chain_before;
@@ -265,7 +281,7 @@ fn commit_batch(
         for Command { reply, .. } in batch.drain(..) {
             let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
         }
-        return;
+        return size;
     }
     for (reply, result) in answers.drain(..) {
         // A caller that went away (client disconnected) still had its write
@@ -275,6 +291,7 @@ fn commit_batch(
                 Err(StoreError::Unavailable("the write was not applied".into()))
             }));
     }
+    size
 }
 
 /// The rows of creates applied in this transaction but not written yet.
@@ -690,6 +707,7 @@ mod tests {
             &SystemClock,
             &mut batch,
             &mut Scratch::default(),
+            &mut || None,
         );
 
         let mut decided = Vec::new();
@@ -727,6 +745,69 @@ mod tests {
         assert_eq!(report.head, chain);
     }
 
+    /// What arrives while a batch is applied rides the same commit, in
+    /// arrival order, until the transaction holds [`MAX_BATCH`] commands;
+    /// the rest waits for the next one.
+    #[test]
+    fn arrivals_during_a_batch_ride_its_commit_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn =
+            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let first = [Uuid::now_v7(), Uuid::now_v7()];
+        let (mut batch, mut answers): (Vec<_>, Vec<_>) =
+            first.iter().map(|&id| command(create(id, None))).unzip();
+        // The approval of the first request arrives first, then more creates
+        // than one transaction may hold.
+        let mut late = vec![approve(first[0])];
+        late.extend((0..MAX_BATCH + 50).map(|_| create(Uuid::now_v7(), None)));
+        let (late, late_answers): (Vec<_>, Vec<_>) = late.into_iter().map(command).unzip();
+        let mut arrivals = late.into_iter();
+        let mut chain = Chain::genesis();
+        let size = commit_batch(
+            &mut conn,
+            &mut chain,
+            &SystemClock,
+            &mut batch,
+            &mut Scratch::default(),
+            &mut || arrivals.next(),
+        );
+
+        assert_eq!(size, MAX_BATCH);
+        let taken = MAX_BATCH - first.len();
+        assert_eq!(arrivals.len(), MAX_BATCH + 51 - taken);
+        answers.extend(late_answers);
+        let (answered, waiting) = answers.split_at_mut(MAX_BATCH);
+        for answer in answered {
+            assert!(answer.try_recv().unwrap().is_ok());
+        }
+        for answer in waiting {
+            assert!(answer.try_recv().is_err(), "answered without being applied");
+        }
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM requests", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, MAX_BATCH as i64 - 1);
+        let trail: Vec<(String, String)> = conn
+            .prepare("SELECT request_id, event FROM audit_log ORDER BY seq LIMIT 3")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let [a, b] = first.map(|id| id.to_string());
+        assert_eq!(
+            trail,
+            [
+                (a.clone(), "created".to_string()),
+                (b, "created".to_string()),
+                (a, "approved".to_string()),
+            ]
+        );
+        let report = crate::verify(&conn).unwrap();
+        assert_eq!(report.broken, None);
+        assert_eq!(report.checked, MAX_BATCH as u64);
+    }
+
     /// A batch that fails while writing its staged creates is rolled back
     /// whole, and every caller hears that the store is unavailable.
     #[test]
@@ -744,6 +825,7 @@ mod tests {
             &SystemClock,
             &mut vec![first],
             &mut scratch,
+            &mut || None,
         );
         assert!(answer.blocking_recv().unwrap().is_ok());
         let mut chain = crate::rows::read_head(&conn).unwrap();
@@ -761,6 +843,7 @@ mod tests {
             &SystemClock,
             &mut batch,
             &mut scratch,
+            &mut || None,
         );
         for mut answer in answers {
             assert!(matches!(
@@ -784,6 +867,7 @@ mod tests {
             &SystemClock,
             &mut vec![next],
             &mut scratch,
+            &mut || None,
         );
         match answer.blocking_recv().unwrap().unwrap() {
             Done::Created(created) => assert_eq!(created.request.id, fresh),

@@ -136,7 +136,6 @@ pub(crate) fn run(
     let mut scratch = Scratch::default();
     while let Some(first) = commands.blocking_recv() {
         batch.push(first);
-        batch.extend(std::iter::from_fn(|| commands.try_recv().ok()).take(MAX_BATCH - 1));
         let size = commit_batch(
             &mut conn,
             &mut chain,
@@ -198,8 +197,9 @@ struct Scratch {
 }
 
 /// Applies `batch` in one transaction, and with it whatever `more` yields
-/// by the time the batch is written, then commits and answers every
-/// caller. Returns how many commands the transaction held.
+/// (what waits in the channel, then what arrives while that is applied),
+/// then commits and answers every caller. Returns how many commands the
+/// transaction held.
 ///
 /// Taking in what arrived while the batch was being applied, instead of
 /// leaving it for the next transaction, saves those callers a whole commit
@@ -219,13 +219,18 @@ fn commit_batch(
     // A failed batch may have left rows staged; nothing of it was written.
     answers.clear();
     staged.clear();
-    // Commands are applied in arrival order: pop from the reversed batch.
-    batch.reverse();
     let committed = (|| -> StoreResult<()> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         loop {
+            let room = MAX_BATCH.saturating_sub(answers.len() + batch.len());
+            batch.extend(std::iter::from_fn(&mut *more).take(room));
+            if batch.is_empty() {
+                break;
+            }
+            // Commands are applied in arrival order: pop from the reversed batch.
+            batch.reverse();
             let now = clock.now();
             while let Some(Command { op, reply }) = batch.pop() {
                 let op = match op {
@@ -258,12 +263,6 @@ fn commit_batch(
                 answers.push((reply, Some(applied.result)));
             }
             staged.write(&tx, answers)?;
-            let room = MAX_BATCH.saturating_sub(answers.len());
-            batch.extend(std::iter::from_fn(&mut *more).take(room));
-            if batch.is_empty() {
-                break;
-            }
-            batch.reverse();
         }
         if *chain != chain_before {
             write_head(&tx, chain)?;

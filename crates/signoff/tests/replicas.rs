@@ -197,7 +197,19 @@ async fn a_replica_killed_under_write_load_loses_no_acknowledged_write() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill A mid-stream once it is under load: at least 1.5 s and more than
+    // 50 acknowledged creates, however slow the disk (the bound below holds
+    // the test to having exercised something).
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let count = acknowledged.lock().unwrap().len();
+        let now = tokio::time::Instant::now();
+        if (count > 50 && now - started >= Duration::from_millis(1500)) || now >= deadline {
+            break;
+        }
+    }
     a.kill();
     stop.store(true, Ordering::Relaxed);
     for writer in writers {

@@ -84,7 +84,7 @@ pub struct GuideRequest {
     pub description: String,
     /// The change to approve.
     #[schema(value_type = Object)]
-    pub proposed_action: Map<String, Value>,
+    pub proposed_action: signoff_core::Action,
     /// pending, approved, rejected, expired or cancelled.
     pub status: String,
     /// Creation time.

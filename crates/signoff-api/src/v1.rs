@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use signoff_core::{AuditEntry, CanonicalJson, Request, Status};
+use signoff_core::{Action, AuditEntry, CanonicalJson, Request, Status};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -420,7 +420,7 @@ pub struct RequestView {
     pub description: String,
     /// The change to approve.
     #[schema(value_type = Object)]
-    pub proposed_action: Map<String, Value>,
+    pub proposed_action: Action,
     /// Who asked.
     pub requester: String,
     /// Tags.

@@ -226,6 +226,12 @@ impl CanonicalJson {
         Self(utf8(out).into())
     }
 
+    /// Text already in canonical form (an [`crate::Action`] built from a
+    /// map), taken as it is.
+    pub(crate) fn of_canonical_text(text: &str) -> Self {
+        Self(text.into())
+    }
+
     /// Stored JSON text, brought to canonical form (so an entry written
     /// with other white space or key order still hashes the same).
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {

@@ -6,6 +6,7 @@
 //! through the transition methods on [`Request`], and appends to the audit
 //! trail only through [`Chain`].
 
+pub mod action;
 pub mod audit;
 pub mod clock;
 pub mod identity;
@@ -16,6 +17,7 @@ pub mod rfc3339;
 pub mod run;
 pub mod webhook;
 
+pub use action::Action;
 pub use audit::{
     AuditEntry, AuditEvent, AuditRecord, CanonicalJson, Chain, ChainBreak, ChainFault, Digest,
     Verifier, action_hash, canonical_json, format_time,

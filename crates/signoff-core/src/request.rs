@@ -5,6 +5,7 @@
 //! transition returns the [`AuditRecord`] that the store must append in the
 //! same transaction as the new state.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::action::Action;
 use crate::audit::{AuditEvent, AuditRecord, CanonicalJson, Digest, action_hash};
 use crate::input::{Actor, ExpiresIn, Reason, Title};
 use crate::policy::{Approval, ApprovalPlan, progress};
@@ -104,7 +106,7 @@ pub struct Request {
     /// Free text for the reviewer.
     pub description: String,
     /// The change that runs only once approved.
-    pub proposed_action: Map<String, Value>,
+    pub proposed_action: Action,
     /// Who asked.
     pub requester: String,
     /// Free-form tags for filtering and routing.
@@ -130,8 +132,9 @@ pub struct RequestDraft {
     pub title: Title,
     /// The description (may be empty).
     pub description: String,
-    /// The change to approve.
-    pub proposed_action: Map<String, Value>,
+    /// The change to approve, made from the caller's map off the store's
+    /// single writer (the server does it while checking the action's size).
+    pub proposed_action: Action,
     /// Who asks.
     pub requester: Actor,
     /// Tags.
@@ -140,11 +143,6 @@ pub struct RequestDraft {
     pub expires_in: ExpiresIn,
     /// What it will need ([`ApprovalPlan::single`] without policies).
     pub plan: ApprovalPlan,
-    /// The canonical JSON of `proposed_action`, when the caller wrote it
-    /// already (the server does, to check the action's size, before the
-    /// draft reaches the store's single writer); [`RequestDraft::open`]
-    /// writes it when `None`. It must be of `proposed_action` as it is.
-    pub action_json: Option<CanonicalJson>,
 }
 
 impl RequestDraft {
@@ -153,10 +151,7 @@ impl RequestDraft {
     /// nobody (with the rule as actor), or else by `expired` when it was
     /// given no time at all (`expires_in` 0).
     pub fn open(self, id: Uuid, now: DateTime<Utc>) -> (Request, Vec<AuditRecord>) {
-        let action = self
-            .action_json
-            .unwrap_or_else(|| CanonicalJson::of_object(&self.proposed_action));
-        debug_assert_eq!(action, CanonicalJson::of_object(&self.proposed_action));
+        let action = self.proposed_action.canonical();
         let mut request = Request {
             id,
             title: self.title.as_str().to_owned(),
@@ -427,12 +422,14 @@ impl Request {
         }
         // The trail shows what this reviewer approved and, for an edit,
         // what was proposed; the approval is bound to the same bytes.
-        let action =
-            CanonicalJson::of_object(edited_action.as_ref().unwrap_or(self.current_action()));
+        let action = match &edited_action {
+            Some(edit) => CanonicalJson::of_object(edit),
+            None => self.current_action_canonical(),
+        };
         let hash = action.digest();
         let original_action = edited_action
             .as_ref()
-            .map(|_| CanonicalJson::of_object(&self.proposed_action));
+            .map(|_| self.proposed_action.canonical());
         self.approvals.push(Approval {
             stage: stage.clone(),
             reviewer: reviewer.as_str().to_owned(),
@@ -511,7 +508,7 @@ impl Request {
             Some(rule) => format!("approved automatically by rule '{rule}'"),
             None => format!("approved automatically by policy '{}'", self.plan.policy),
         };
-        let action = CanonicalJson::of_object(&self.proposed_action);
+        let action = self.proposed_action.canonical();
         self.status = Status::Approved;
         self.decision = Some(Decision {
             reviewer: Some(actor.clone()),
@@ -532,19 +529,23 @@ impl Request {
         )
     }
 
-    /// The action as it stands: the first sign-off's edit, or else the
-    /// proposed action.
-    pub fn current_action(&self) -> &Map<String, Value> {
-        self.approvals
+    /// The canonical text of the action as it stands: the first sign-off's
+    /// edit, or else the proposed action.
+    fn current_action_canonical(&self) -> CanonicalJson {
+        match self
+            .approvals
             .first()
             .and_then(|a| a.edited_action.as_ref())
-            .unwrap_or(&self.proposed_action)
+        {
+            Some(edit) => CanonicalJson::of_object(edit),
+            None => self.proposed_action.canonical(),
+        }
     }
 
     /// The action an executor may run: the approved action (the edit, or
     /// else the proposed one) when the request is approved and the action
     /// still has the hash recorded with the approval.
-    pub fn action_to_execute(&self) -> Result<&Map<String, Value>, ActionBindingError> {
+    pub fn action_to_execute(&self) -> Result<Cow<'_, Map<String, Value>>, ActionBindingError> {
         let Some(decision) = self
             .decision
             .as_ref()
@@ -554,14 +555,14 @@ impl Request {
                 status: self.status,
             });
         };
-        let action = decision
-            .edited_action
-            .as_ref()
-            .unwrap_or(&self.proposed_action);
         let Some(expected) = decision.action_hash else {
             return Err(ActionBindingError::NoHash);
         };
-        let actual = action_hash(action);
+        let action = match &decision.edited_action {
+            Some(edit) => Cow::Borrowed(edit),
+            None => Cow::Owned(self.proposed_action.to_map()),
+        };
+        let actual = action_hash(&action);
         if actual != expected {
             return Err(ActionBindingError::Mismatch { expected, actual });
         }
@@ -685,13 +686,19 @@ mod tests {
         RequestDraft {
             title: Title::parse("Raise limit").unwrap(),
             description: String::new(),
-            proposed_action: Map::new(),
+            proposed_action: Action::default(),
             requester: Actor::parse("requester", "agent").unwrap(),
             labels: BTreeMap::new(),
             expires_in: ExpiresIn::from_seconds(expires_in).unwrap(),
             plan: ApprovalPlan::single(),
-            action_json: None,
         }
+    }
+
+    fn map_of(entries: &[(&str, i64)]) -> Map<String, Value> {
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect()
     }
 
     fn t0() -> DateTime<Utc> {
@@ -710,9 +717,7 @@ mod tests {
     #[test]
     fn an_edited_approval_runs_the_edit_and_records_both() {
         let (mut request, _) = draft(3600).open(Uuid::now_v7(), t0());
-        request
-            .proposed_action
-            .insert("limit".into(), Value::from(5000));
+        request.proposed_action = Action::of_map(&map_of(&[("limit", 5000)]));
         let mut edit = Map::new();
         edit.insert("limit".into(), Value::from(4000));
         let verdict = Verdict::Approve {
@@ -727,9 +732,9 @@ mod tests {
         assert_eq!(record.action, Some(CanonicalJson::of_object(&edit)));
         assert_eq!(
             record.original_action,
-            Some(CanonicalJson::of_object(&request.proposed_action))
+            Some(request.proposed_action.canonical())
         );
-        assert_eq!(request.action_to_execute(), Ok(&edit));
+        assert_eq!(request.action_to_execute(), Ok(Cow::Borrowed(&edit)));
         // Tampering with the approved action breaks the binding.
         if let Some(decision) = request.decision.as_mut() {
             decision.edited_action = Some(Map::new());
@@ -748,13 +753,16 @@ mod tests {
             Err(ActionBindingError::NotApproved { .. })
         ));
         request.decide(approve(), t0());
-        assert_eq!(request.action_to_execute(), Ok(&request.proposed_action));
+        assert_eq!(
+            request.action_to_execute(),
+            Ok(Cow::Owned(request.proposed_action.to_map()))
+        );
         let Some(decision) = &request.decision else {
             panic!("no decision")
         };
         assert_eq!(
             decision.action_hash,
-            Some(crate::audit::action_hash(&request.proposed_action))
+            Some(crate::audit::action_hash(&request.proposed_action.to_map()))
         );
     }
 
@@ -794,7 +802,7 @@ mod tests {
     #[test]
     fn approval_records_the_action() {
         let (mut request, _) = draft(60).open(Uuid::now_v7(), t0());
-        request.proposed_action.insert("x".into(), Value::from(1));
+        request.proposed_action = Action::of_map(&map_of(&[("x", 1)]));
         let Decided::Applied(record) = request.decide(approve(), t0()) else {
             panic!("not applied")
         };
@@ -876,7 +884,10 @@ mod tests {
         let decision = request.decision.as_ref().unwrap();
         assert_eq!(decision.stage.as_deref(), Some("finance"));
         assert_eq!(request.approvals.len(), 3);
-        assert_eq!(request.action_to_execute(), Ok(&request.proposed_action));
+        assert_eq!(
+            request.action_to_execute(),
+            Ok(Cow::Owned(request.proposed_action.to_map()))
+        );
     }
 
     #[test]
@@ -919,7 +930,7 @@ mod tests {
             panic!("refused");
         };
         assert_eq!(record.action, Some(CanonicalJson::of_object(&edit)));
-        assert_eq!(request.action_to_execute(), Ok(&edit));
+        assert_eq!(request.action_to_execute(), Ok(Cow::Borrowed(&edit)));
         assert!(
             request
                 .approvals
@@ -942,7 +953,10 @@ mod tests {
         let events: Vec<_> = records.iter().map(|r| r.event).collect();
         assert_eq!(events, [AuditEvent::Created, AuditEvent::Approved]);
         assert_eq!(records[1].actor.as_deref(), Some("rule:low-risk"));
-        assert_eq!(request.action_to_execute(), Ok(&request.proposed_action));
+        assert_eq!(
+            request.action_to_execute(),
+            Ok(Cow::Owned(request.proposed_action.to_map()))
+        );
     }
 
     proptest! {

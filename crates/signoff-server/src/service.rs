@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use signoff_api::{ApproveBody, CancelBody, NewRequest, RejectBody};
 use signoff_core::{
-    Actor, CanonicalJson, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title,
+    Action, Actor, Clock, Digest, ExpiresIn, Reason, Request, RequestDraft, Status, Title,
     ValidationError, Verdict, canonical_json,
 };
 use signoff_policy::{Facts, Policies, RuleError};
@@ -169,15 +169,17 @@ impl Service {
                 fingerprint: Digest::sha256(canonical_json(&value).as_bytes()),
             }
         });
-        let mut draft = draft_of(body)?;
+        let (mut draft, action) = draft_of(body)?;
         if !self.policies.is_empty() {
             draft.plan = self.policies.plan(Facts {
-                action: &draft.proposed_action,
+                action: &action,
                 labels: &draft.labels,
                 requester: draft.requester.as_str(),
                 title: draft.title.as_str(),
             })?;
         }
+        // Freed here rather than by the store's single writer.
+        drop(action);
         let created = self
             .store
             .create(Uuid::now_v7(), draft, idempotency)
@@ -359,8 +361,9 @@ impl ChangeListener for RemoteChanges {
     }
 }
 
-/// Turns the body of a create into a valid draft, naming the first bad field.
-fn draft_of(body: NewRequest) -> Result<RequestDraft, ValidationError> {
+/// Turns the body of a create into a valid draft, naming the first bad
+/// field; with the action as parsed, for the approval rules.
+fn draft_of(body: NewRequest) -> Result<(RequestDraft, Map<String, Value>), ValidationError> {
     let expires_in = match body.expires_in {
         None => ExpiresIn::DEFAULT,
         Some(signoff_api::ExpiresIn::Seconds(seconds)) => ExpiresIn::from_seconds(seconds)?,
@@ -368,23 +371,23 @@ fn draft_of(body: NewRequest) -> Result<RequestDraft, ValidationError> {
     };
     // Written here rather than by the store's single writer; its length is
     // the action's size.
-    let action_json = CanonicalJson::of_object(&body.proposed_action);
+    let action = Action::of_map(&body.proposed_action);
     signoff_core::input::check_limits(
         &body.description,
         body.labels.len(),
         "proposed_action",
-        action_json.as_str(),
+        action.as_str(),
     )?;
-    Ok(RequestDraft {
+    let draft = RequestDraft {
         title: Title::parse(&body.title)?,
         description: body.description,
-        proposed_action: body.proposed_action,
+        proposed_action: action,
         requester: Actor::parse("requester", body.requester.as_deref().unwrap_or(ANONYMOUS))?,
         labels: body.labels,
         expires_in,
         plan: signoff_core::ApprovalPlan::single(),
-        action_json: Some(action_json),
-    })
+    };
+    Ok((draft, body.proposed_action))
 }
 
 /// What a service call can fail with.

@@ -9,8 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use signoff_core::{
-    Approval, ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, CanonicalJson, Decision, Digest,
-    Request, Role, Run, RunStatus, Stage, StageRecord, Status, TokenRecord, format_time,
+    Action, Approval, ApprovalPlan, AuditEntry, AuditEvent, AuditRecord, CanonicalJson, Decision,
+    Digest, Request, Role, Run, RunStatus, Stage, StageRecord, Status, TokenRecord, format_time,
 };
 use signoff_core::{Delivery, DeliveryStatus, Webhook, WebhookFormat};
 use uuid::Uuid;
@@ -84,7 +84,7 @@ impl RequestRow {
             id: request.id,
             title: request.title.clone(),
             description: request.description.clone(),
-            proposed_action: text("proposed_action", &request.proposed_action)?,
+            proposed_action: request.proposed_action.as_str().to_owned(),
             requester: request.requester.clone(),
             labels: text("labels", &request.labels)?,
             created_at: micros(request.created_at),
@@ -133,7 +133,9 @@ impl RequestRow {
             id: self.id,
             title: self.title,
             description: self.description,
-            proposed_action: object("proposed_action", &self.proposed_action)?,
+            // Kept as stored text: most reads only pass it on.
+            proposed_action: Action::from_text(self.proposed_action)
+                .map_err(|e| corrupt("proposed_action", e))?,
             requester: self.requester,
             labels: serde_json::from_str(&self.labels).map_err(|e| corrupt("labels", e))?,
             created_at: from_micros("created_at", self.created_at)?,

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use chrono::Duration;
 use serde_json::json;
 use signoff_core::{
-    Actor, ApprovalPlan, ApprovalStage, AuditEvent, CanonicalJson, Digest, ExpiresIn, ManualClock,
-    Reason, RequestDraft, Run, RunStatus, Stage, StageRecord, Status, Title, TransitionError,
-    Verdict,
+    Action, Actor, ApprovalPlan, ApprovalStage, AuditEvent, CanonicalJson, Digest, ExpiresIn,
+    ManualClock, Reason, RequestDraft, Run, RunStatus, Stage, StageRecord, Status, Title,
+    TransitionError, Verdict,
 };
 use uuid::Uuid;
 
@@ -26,15 +26,11 @@ pub fn draft(title: &str, seconds: u64) -> RequestDraft {
     RequestDraft {
         title: Title::parse(title).unwrap(),
         description: "from the suite".into(),
-        proposed_action: json!({"changes": {"limit": 5000}})
-            .as_object()
-            .unwrap()
-            .clone(),
+        proposed_action: Action::of_map(json!({"changes": {"limit": 5000}}).as_object().unwrap()),
         requester: Actor::parse("requester", "agent-1").unwrap(),
         labels: BTreeMap::from([("team".to_string(), "finance".to_string())]),
         expires_in: ExpiresIn::from_seconds(seconds).unwrap(),
         plan: ApprovalPlan::single(),
-        action_json: None,
     }
 }
 
@@ -97,7 +93,7 @@ pub async fn approve_with_edits(store: Arc<dyn Store>) {
     let approved = store.decide(id, verdict).await.unwrap();
     let read = store.get(id).await.unwrap().unwrap();
     assert_eq!(read, approved);
-    assert_eq!(read.action_to_execute(), Ok(&edit));
+    assert_eq!(read.action_to_execute().unwrap().as_ref(), &edit);
     let decision = read.decision.unwrap();
     assert_eq!(decision.action_hash, Some(signoff_core::action_hash(&edit)));
     let trail = store
@@ -113,7 +109,7 @@ pub async fn approve_with_edits(store: Arc<dyn Store>) {
     assert_eq!(approval.action, Some(CanonicalJson::of_object(&edit)));
     assert_eq!(
         approval.original_action,
-        Some(CanonicalJson::of_object(&created.request.proposed_action))
+        Some(created.request.proposed_action.canonical())
     );
     let report = store.verify_audit().await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);

@@ -711,7 +711,7 @@ impl Engine {
         };
         // Only the exact action that was approved runs.
         let action = match request.action_to_execute() {
-            Ok(action) => Value::Object(action.clone()),
+            Ok(action) => Value::Object(action.into_owned()),
             Err(error) => {
                 return self.failed(run, Stage::Execute, format!("refused to execute: {error}"));
             }

@@ -31,12 +31,11 @@ impl Gate for StoreGate {
         let draft = RequestDraft {
             title: Title::parse(&approval.title).unwrap(),
             description: approval.description,
-            proposed_action: approval.proposed_action,
+            proposed_action: signoff_core::Action::of_map(&approval.proposed_action),
             requester: Actor::parse("requester", &approval.requester).unwrap(),
             labels: approval.labels,
             expires_in: approval.expires_in,
             plan: signoff_core::ApprovalPlan::single(),
-            action_json: None,
         };
         let key = IdempotencyKey {
             key: key.to_owned(),
@@ -292,7 +291,7 @@ async fn an_approved_draft_is_executed_once() {
         request.description
     );
     assert_eq!(
-        request.proposed_action["changes"]["max_amount_without_approval"],
+        request.proposed_action.to_map()["changes"]["max_amount_without_approval"],
         5000
     );
     assert_eq!(request.labels["run"], run.id.to_string());

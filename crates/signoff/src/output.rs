@@ -45,8 +45,11 @@ pub fn status_name(status: StatusView) -> &'static str {
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    // Through a `Value`, so that JSON the server passed on as text (a
+    // request's action) is indented like the rest.
+    let value = serde_json::to_value(value)?;
     let mut out = anstream::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    serde_json::to_writer_pretty(&mut out, &value)?;
     writeln!(out)?;
     Ok(())
 }
@@ -267,7 +270,7 @@ fn eligible(who: &signoff_api::EligibleView) -> String {
 
 /// The proposed action as indented JSON.
 pub fn pretty_action(request: &RequestView) -> String {
-    serde_json::to_string_pretty(&request.proposed_action)
+    serde_json::to_string_pretty(&request.proposed_action.to_map())
         .unwrap_or_else(|_| "(unprintable)".to_owned())
 }
 

@@ -48,12 +48,11 @@ async fn main() -> anyhow::Result<()> {
     let draft = RequestDraft {
         title: Title::parse("Raise the expense approval limit")?,
         description: "Finance asked for 5000 without approval".into(),
-        proposed_action: action,
+        proposed_action: signoff_core::Action::of_map(&action),
         requester: Actor::parse("requester", "bench")?,
         labels: Default::default(),
         expires_in: ExpiresIn::parse("24h")?,
         plan: signoff_core::ApprovalPlan::single(),
-        action_json: None,
     };
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

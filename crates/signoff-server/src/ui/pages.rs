@@ -681,7 +681,7 @@ async fn build_request_page(
             .unwrap_or_default(),
     });
     let (previous, next) = neighbours(state, session, &request).await;
-    let action = Value::Object(request.proposed_action.clone());
+    let action = Value::Object(request.proposed_action.to_map());
     Ok(RequestPage {
         user: Some(session.name.clone()),
         csrf,
@@ -802,8 +802,8 @@ async fn workflow_context(
                     .unwrap_or("(no reason recorded)")
                     .to_owned(),
                 diff: json_diff(
-                    &Value::Object(previous.proposed_action.clone()),
-                    &Value::Object(request.proposed_action.clone()),
+                    &Value::Object(previous.proposed_action.to_map()),
+                    &Value::Object(request.proposed_action.to_map()),
                 ),
             });
         }

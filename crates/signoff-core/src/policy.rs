@@ -21,6 +21,9 @@ use crate::audit::Digest;
 /// The policy name of [`ApprovalPlan::single`].
 pub const DEFAULT_POLICY: &str = "default";
 
+/// The name of the one stage of [`ApprovalPlan::single`].
+const SINGLE_STAGE: &str = "review";
+
 /// One stage of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalStage {
@@ -115,18 +118,20 @@ impl ApprovalPlan {
         Self {
             policy: DEFAULT_POLICY.to_owned(),
             rule: None,
-            stages: vec![ApprovalStage::any_reviewer("review")],
+            stages: vec![ApprovalStage::any_reviewer(SINGLE_STAGE)],
             reminder: None,
         }
     }
 
     /// Whether this is [`ApprovalPlan::single`] (stored as nothing).
     pub fn is_single(&self) -> bool {
+        // Field by field rather than against a new `single()`: this runs for
+        // every request stored and read, and should not allocate.
         self.rule.is_none()
             && self.reminder.is_none()
             && self.policy == DEFAULT_POLICY
-            && self.stages.len() == 1
-            && self.stages[0] == ApprovalStage::any_reviewer("review")
+            && matches!(self.stages.as_slice(), [stage]
+                if stage.name == SINGLE_STAGE && stage.is_open() && stage.quorum == 1)
     }
 
     /// Whether it approves a request as soon as it exists.
@@ -266,5 +271,18 @@ mod tests {
         assert_eq!(progress(&plan, &all).current, None);
         assert!(ApprovalPlan::single().is_single());
         assert!(!plan.is_single());
+        let changed: [fn(&mut ApprovalPlan); 6] = [
+            |p| p.stages[0].name = "other".into(),
+            |p| p.stages[0].quorum = 2,
+            |p| p.stages[0].users.push("alice".into()),
+            |p| p.stages[0].groups.push("finance".into()),
+            |p| p.stages.push(ApprovalStage::any_reviewer("more")),
+            |p| p.rule = Some("rule".into()),
+        ];
+        for change in changed {
+            let mut other = ApprovalPlan::single();
+            change(&mut other);
+            assert!(!other.is_single(), "{other:?}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::audit::CanonicalJson;
+use crate::audit::{CanonicalJson, canonical_object};
 
 /// A request's proposed action: a JSON object, held as its text.
 ///
@@ -31,20 +31,14 @@ pub struct Action {
 impl Action {
     /// The action `map` describes.
     pub fn of_map(map: &Map<String, Value>) -> Self {
-        Self::of_canonical(&CanonicalJson::of_object(map))
-    }
-
-    /// The action whose canonical text is `json`, which must be an object
-    /// (as [`CanonicalJson::of_object`] writes).
-    pub fn of_canonical(json: &CanonicalJson) -> Self {
-        match RawValue::from_string(json.as_str().to_owned()) {
-            Ok(raw) if json.as_str().starts_with('{') => Self {
+        match RawValue::from_string(canonical_object(map)) {
+            Ok(raw) => Self {
                 raw,
                 canonical: true,
             },
-            // Not reached: canonical text of an object is one. An empty
-            // object rather than a panic if it ever were not.
-            _ => Self::default(),
+            // Not reached: the canonical text of a map is a JSON object.
+            // An empty object rather than a panic if it ever were not.
+            Err(_) => Self::default(),
         }
     }
 

@@ -221,9 +221,7 @@ impl CanonicalJson {
 
     /// The canonical form of an object.
     pub fn of_object(map: &Map<String, Value>) -> Self {
-        let mut out = Vec::with_capacity(256);
-        write_object(map, &mut out);
-        Self(utf8(out).into())
+        Self(canonical_object(map).into())
     }
 
     /// Text already in canonical form (an [`crate::Action`] built from a
@@ -267,6 +265,13 @@ impl fmt::Debug for CanonicalJson {
 pub fn canonical_json(value: &Value) -> String {
     let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
+    utf8(out)
+}
+
+/// [`canonical_json`] of an object.
+pub(crate) fn canonical_object(map: &Map<String, Value>) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_object(map, &mut out);
     utf8(out)
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::audit::{CanonicalJson, canonical_object};
+use crate::audit::CanonicalJson;
 
 /// A request's proposed action: a JSON object, held as its text.
 ///
@@ -31,13 +31,16 @@ pub struct Action {
 impl Action {
     /// The action `map` describes.
     pub fn of_map(map: &Map<String, Value>) -> Self {
-        match RawValue::from_string(canonical_object(map)) {
+        // serde_json writes a map with its keys sorted and no white space:
+        // the canonical text (a test holds this), and unlike
+        // `RawValue::from_string` it does not parse what it wrote again.
+        match serde_json::value::to_raw_value(map) {
             Ok(raw) => Self {
                 raw,
                 canonical: true,
             },
-            // Not reached: the canonical text of a map is a JSON object.
-            // An empty object rather than a panic if it ever were not.
+            // Not reached: a map of JSON values always serialises. An empty
+            // object rather than a panic if it ever did not.
             Err(_) => Self::default(),
         }
     }
@@ -156,6 +159,23 @@ mod tests {
             assert_eq!(Value::Object(action.to_map()), value);
             assert_eq!(serde_json::to_value(&action).unwrap(), value);
         }
+    }
+
+    #[test]
+    fn built_from_a_map_it_is_the_canonical_text() {
+        // Keys inserted out of order: serde_json built with `preserve_order`
+        // (a feature any dependency could turn on) would keep that order,
+        // and the text would no longer be what approvals are bound to.
+        let mut map = Map::new();
+        for key in ["zeta", "alpha", "Mid", "é", "a\"q"] {
+            map.insert(key.into(), json!({"y": [2, {"b": 1, "a": null}], "x": 1.5}));
+        }
+        let action = Action::of_map(&map);
+        assert_eq!(
+            action.as_str(),
+            crate::audit::canonical_json(&Value::Object(map.clone()))
+        );
+        assert_eq!(action.canonical(), CanonicalJson::of_object(&map));
     }
 
     #[test]

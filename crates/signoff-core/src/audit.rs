@@ -221,7 +221,9 @@ impl CanonicalJson {
 
     /// The canonical form of an object.
     pub fn of_object(map: &Map<String, Value>) -> Self {
-        Self(canonical_object(map).into())
+        let mut out = Vec::with_capacity(256);
+        write_object(map, &mut out);
+        Self(utf8(out).into())
     }
 
     /// Text already in canonical form (an [`crate::Action`] built from a
@@ -265,13 +267,6 @@ impl fmt::Debug for CanonicalJson {
 pub fn canonical_json(value: &Value) -> String {
     let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
-    utf8(out)
-}
-
-/// [`canonical_json`] of an object.
-pub(crate) fn canonical_object(map: &Map<String, Value>) -> String {
-    let mut out = Vec::with_capacity(256);
-    write_object(map, &mut out);
     utf8(out)
 }
 

@@ -1,11 +1,12 @@
 //! Bodies of the `/v1` API.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use signoff_core::{Action, AuditEntry, CanonicalJson, Request, Status};
+use signoff_core::{Action, ApprovalPlan, AuditEntry, CanonicalJson, Request, Status};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -310,7 +311,8 @@ pub struct ApprovalStageView {
     pub approvals: Vec<ApprovalView>,
     /// `done` (quorum reached), `current` (the one being decided now) or
     /// `waiting` (comes later in the chain).
-    pub state: String,
+    #[schema(value_type = String)]
+    pub state: Cow<'static, str>,
 }
 
 /// What a request needs before it is approved, and where it stands.
@@ -339,23 +341,45 @@ pub struct PlanView {
 }
 
 impl PlanView {
-    fn of(r: &Request) -> Self {
-        let progress = signoff_core::progress(&r.plan, &r.approvals);
+    /// The view of `r`'s plan. The plan is moved out of `r` (which is being
+    /// turned into its view) so that its strings are not copied.
+    fn of(r: &mut Request) -> Self {
+        let remind_at = r.remind_at();
+        let plan = std::mem::replace(
+            &mut r.plan,
+            ApprovalPlan {
+                policy: String::new(),
+                rule: None,
+                stages: Vec::new(),
+                reminder: None,
+            },
+        );
+        let progress = signoff_core::progress(&plan, &r.approvals);
         let pending = r.status == signoff_core::Status::Pending;
         let current = progress.current.filter(|_| pending);
         let signed = |name: &String| r.approvals.iter().any(|a| &a.reviewer == name);
-        let stages = r
-            .plan
+        let current_stage = current.and_then(|c| plan.stages.get(c));
+        let may_approve = current_stage.map(|stage| EligibleView {
+            any_reviewer: stage.is_open(),
+            users: stage
+                .users
+                .iter()
+                .filter(|u| !signed(u) && **u != r.requester)
+                .cloned()
+                .collect(),
+            groups: stage.groups.clone(),
+        });
+        let current_stage = current_stage.map(|s| s.name.clone());
+        let stages = plan
             .stages
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(index, stage)| ApprovalStageView {
-                name: stage.name.clone(),
                 quorum: stage.quorum,
                 eligible: EligibleView {
                     any_reviewer: stage.is_open(),
-                    users: stage.users.clone(),
-                    groups: stage.groups.clone(),
+                    users: stage.users,
+                    groups: stage.groups,
                 },
                 approvals: r
                     .approvals
@@ -369,42 +393,26 @@ impl PlanView {
                         edited: a.edited_action.is_some(),
                     })
                     .collect(),
-                state: match progress.current {
+                state: Cow::Borrowed(match progress.current {
                     Some(c) if index == c => "current",
                     Some(c) if index > c => "waiting",
                     _ => "done",
-                }
-                .to_owned(),
+                }),
+                name: stage.name,
             })
             .collect();
-        let may_approve = current
-            .and_then(|c| r.plan.stages.get(c))
-            .map(|stage| EligibleView {
-                any_reviewer: stage.is_open(),
-                users: stage
-                    .users
-                    .iter()
-                    .filter(|u| !signed(u) && **u != r.requester)
-                    .cloned()
-                    .collect(),
-                groups: stage.groups.clone(),
-            });
         Self {
-            policy: r.plan.policy.clone(),
-            rule: r.plan.rule.clone(),
-            current_stage: current
-                .and_then(|c| r.plan.stages.get(c))
-                .map(|s| s.name.clone()),
+            policy: plan.policy,
+            rule: plan.rule,
+            current_stage,
             remaining: if pending { progress.remaining } else { 0 },
             may_approve,
             stages,
-            remind_at: r.remind_at(),
-            escalate_to: r
-                .plan
+            remind_at,
+            escalate_to: plan
                 .reminder
-                .as_ref()
                 .filter(|_| pending)
-                .and_then(|reminder| reminder.escalate_to.clone()),
+                .and_then(|reminder| reminder.escalate_to),
         }
     }
 }
@@ -441,8 +449,8 @@ pub struct RequestView {
 }
 
 impl From<Request> for RequestView {
-    fn from(r: Request) -> Self {
-        let approval = PlanView::of(&r);
+    fn from(mut r: Request) -> Self {
+        let approval = PlanView::of(&mut r);
         Self {
             id: r.id,
             title: r.title,

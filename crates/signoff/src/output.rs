@@ -208,7 +208,7 @@ fn approval(out: &mut impl Write, request: &RequestView) -> anyhow::Result<()> {
         writeln!(out, "  approved automatically: the rule needs no review")?;
     }
     for stage in &plan.stages {
-        let mark = match stage.state.as_str() {
+        let mark = match &*stage.state {
             "done" => "✓",
             "current" => "▸",
             _ => " ",

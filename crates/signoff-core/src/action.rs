@@ -21,6 +21,7 @@ use crate::audit::CanonicalJson;
 /// back from a store it holds what the store wrote, checked to be a JSON
 /// object. Hashes are always taken over the canonical form
 /// ([`Action::canonical`]), whatever the text's white space or key order.
+#[derive(Clone)]
 pub struct Action {
     raw: Box<RawValue>,
     /// Whether `raw` is known to be canonical already (so that
@@ -86,15 +87,6 @@ impl Default for Action {
             raw: RawValue::from_string("{}".to_owned())
                 .unwrap_or_else(|_| RawValue::NULL.to_owned()),
             canonical: true,
-        }
-    }
-}
-
-impl Clone for Action {
-    fn clone(&self) -> Self {
-        Self {
-            raw: self.raw.clone(),
-            canonical: self.canonical,
         }
     }
 }

@@ -744,6 +744,72 @@ mod tests {
         assert_eq!(report.head, chain);
     }
 
+    /// Creates that are pending on the default plan are inserted naming
+    /// only their non-NULL columns; others (born expired, with a plan of
+    /// their own) with every column. Mixed in one batch, each reads back as
+    /// it was answered, and the trail verifies.
+    #[test]
+    fn plain_and_other_creates_in_one_batch_read_back_as_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn =
+            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let two_stages = signoff_core::ApprovalPlan {
+            policy: "two".into(),
+            rule: Some("big".into()),
+            stages: vec![
+                signoff_core::ApprovalStage::any_reviewer("manager"),
+                signoff_core::ApprovalStage::any_reviewer("finance"),
+            ],
+            reminder: None,
+        };
+        let drafts = [
+            draft("plain", 3600),
+            draft("plain", 3600),
+            draft("born expired", 0),
+            draft("plain", 3600),
+            signoff_core::RequestDraft {
+                plan: two_stages,
+                ..draft("two stages", 3600)
+            },
+            draft("plain", 3600),
+            draft("born expired", 0),
+        ];
+        let ops = drafts.into_iter().map(|draft| Op::Create {
+            id: Uuid::now_v7(),
+            draft,
+            idempotency: None,
+        });
+        let (mut batch, answers): (Vec<_>, Vec<_>) = ops.map(command).unzip();
+        let mut chain = Chain::genesis();
+        commit_batch(
+            &mut conn,
+            &mut chain,
+            &SystemClock,
+            &mut batch,
+            &mut Scratch::default(),
+            &mut || None,
+        );
+        let mut statuses = Vec::new();
+        for mut answer in answers {
+            let Done::Created(created) = answer.try_recv().unwrap().unwrap() else {
+                panic!("unexpected answer");
+            };
+            let stored = load_request(&conn, created.request.id).unwrap().unwrap();
+            assert_eq!(stored, created.request);
+            statuses.push(stored.status);
+        }
+        use Status::{Expired, Pending};
+        assert_eq!(
+            statuses,
+            [
+                Pending, Pending, Expired, Pending, Pending, Pending, Expired
+            ]
+        );
+        let report = crate::verify(&conn).unwrap();
+        assert_eq!(report.broken, None);
+        assert_eq!(report.checked, 9);
+    }
+
     /// What arrives while a batch is applied rides the same commit, in
     /// arrival order, until the transaction holds [`MAX_BATCH`] commands;
     /// the rest waits for the next one.

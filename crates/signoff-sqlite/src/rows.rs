@@ -178,21 +178,7 @@ fn bind_plain_request(
     first: usize,
     row: &NewRow,
 ) -> Result<(), StoreError> {
-    let request = &row.request;
-    let labels = labels_column(request)?;
-    let mut id = Uuid::encode_buffer();
-    let values: [&dyn ToSql; PLAIN_REQUEST_COLUMNS] = [
-        &&*request.id.hyphenated().encode_lower(&mut id),
-        &request.title,
-        &request.description,
-        &row.action.as_str(),
-        &request.requester,
-        &labels,
-        &micros(request.created_at),
-        &micros(request.expires_at),
-        &request.status.as_str(),
-    ];
-    bind_values(stmt, first, &values)
+    bind_request_with(stmt, row, |stmt, common| bind_values(stmt, first, &common))
 }
 
 /// The columns [`bind_request`] binds: [`REQUEST_COLUMNS`] and `remind_at`.
@@ -200,33 +186,71 @@ const REQUEST_INSERT_COLUMNS: usize = 19;
 
 fn bind_request(stmt: &mut Statement<'_>, first: usize, row: &NewRow) -> Result<(), StoreError> {
     let request = &row.request;
-    let labels = labels_column(request)?;
     let decision = request.decision.as_ref();
     let plan = codec::plan_column(request)?;
     let approvals = codec::approvals_column(request)?;
+    bind_request_with(stmt, row, |stmt, common| {
+        let [
+            id,
+            title,
+            description,
+            action,
+            requester,
+            labels,
+            created,
+            expires,
+            status,
+        ] = common;
+        let values: [&dyn ToSql; REQUEST_INSERT_COLUMNS] = [
+            id,
+            title,
+            description,
+            action,
+            requester,
+            labels,
+            created,
+            expires,
+            status,
+            &decision.and_then(|d| d.reviewer.as_deref()),
+            &decision.map(|d| micros(d.decided_at)),
+            &decision.and_then(|d| d.comment.as_deref()),
+            &decision.and_then(|d| d.rejection_reason.as_deref()),
+            &edited_action(decision),
+            &decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
+            &plan,
+            &approvals,
+            &decision.and_then(|d| d.stage.as_deref()),
+            &request.remind_at().map(micros),
+        ];
+        bind_values(stmt, first, &values)
+    })
+}
+
+/// Hands `bind` the values every new request has, in the order of
+/// [`REQUEST_COLUMNS`]: id, title, description, proposed_action,
+/// requester, labels, created_at, expires_at, status.
+fn bind_request_with(
+    stmt: &mut Statement<'_>,
+    row: &NewRow,
+    bind: impl FnOnce(&mut Statement<'_>, [&dyn ToSql; PLAIN_REQUEST_COLUMNS]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let request = &row.request;
+    let labels = labels_column(request)?;
     let mut id = Uuid::encode_buffer();
-    let values: [&dyn ToSql; REQUEST_INSERT_COLUMNS] = [
-        &&*request.id.hyphenated().encode_lower(&mut id),
-        &request.title,
-        &request.description,
-        &row.action.as_str(),
-        &request.requester,
-        &labels,
-        &micros(request.created_at),
-        &micros(request.expires_at),
-        &request.status.as_str(),
-        &decision.and_then(|d| d.reviewer.as_deref()),
-        &decision.map(|d| micros(d.decided_at)),
-        &decision.and_then(|d| d.comment.as_deref()),
-        &decision.and_then(|d| d.rejection_reason.as_deref()),
-        &edited_action(decision),
-        &decision.and_then(|d| d.action_hash).map(|h| h.to_hex()),
-        &plan,
-        &approvals,
-        &decision.and_then(|d| d.stage.as_deref()),
-        &request.remind_at().map(micros),
-    ];
-    bind_values(stmt, first, &values)
+    bind(
+        stmt,
+        [
+            &&*request.id.hyphenated().encode_lower(&mut id),
+            &request.title,
+            &request.description,
+            &row.action.as_str(),
+            &request.requester,
+            &labels,
+            &micros(request.created_at),
+            &micros(request.expires_at),
+            &request.status.as_str(),
+        ],
+    )
 }
 
 /// Labels as stored: most requests have none, and `{}` needs no serialiser.

@@ -647,6 +647,23 @@ mod tests {
     use super::*;
     use crate::SqliteOptions;
 
+    /// The writer's connection to a new file in `dir`.
+    fn writer_conn(dir: &tempfile::TempDir) -> Connection {
+        crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap()
+    }
+
+    /// Commits `batch` with nothing arriving meanwhile.
+    fn commit_alone(conn: &mut Connection, chain: &mut Chain, batch: &mut Vec<Command>) {
+        commit_batch(
+            conn,
+            chain,
+            &SystemClock,
+            batch,
+            &mut Scratch::default(),
+            &mut || None,
+        );
+    }
+
     fn command(op: Op) -> (Command, oneshot::Receiver<StoreResult<Done>>) {
         let (reply, answer) = oneshot::channel();
         (Command { op, reply }, answer)
@@ -683,8 +700,7 @@ mod tests {
     #[test]
     fn staged_creates_are_written_before_any_other_command_reads_them() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn =
-            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let mut conn = writer_conn(&dir);
         let ids: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
         let mut ops: Vec<Op> = ids[..41].iter().map(|&id| create(id, None)).collect();
         ops.push(approve(ids[3]));
@@ -700,14 +716,7 @@ mod tests {
 
         let (mut batch, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(command).unzip();
         let mut chain = Chain::genesis();
-        commit_batch(
-            &mut conn,
-            &mut chain,
-            &SystemClock,
-            &mut batch,
-            &mut Scratch::default(),
-            &mut || None,
-        );
+        commit_alone(&mut conn, &mut chain, &mut batch);
 
         let mut decided = Vec::new();
         for mut answer in answers {
@@ -751,8 +760,7 @@ mod tests {
     #[test]
     fn plain_and_other_creates_in_one_batch_read_back_as_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn =
-            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let mut conn = writer_conn(&dir);
         let two_stages = signoff_core::ApprovalPlan {
             policy: "two".into(),
             rule: Some("big".into()),
@@ -781,14 +789,7 @@ mod tests {
         });
         let (mut batch, answers): (Vec<_>, Vec<_>) = ops.map(command).unzip();
         let mut chain = Chain::genesis();
-        commit_batch(
-            &mut conn,
-            &mut chain,
-            &SystemClock,
-            &mut batch,
-            &mut Scratch::default(),
-            &mut || None,
-        );
+        commit_alone(&mut conn, &mut chain, &mut batch);
         let mut statuses = Vec::new();
         for mut answer in answers {
             let Done::Created(created) = answer.try_recv().unwrap().unwrap() else {
@@ -816,8 +817,7 @@ mod tests {
     #[test]
     fn arrivals_during_a_batch_ride_its_commit_up_to_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn =
-            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let mut conn = writer_conn(&dir);
         let first = [Uuid::now_v7(), Uuid::now_v7()];
         let (mut batch, mut answers): (Vec<_>, Vec<_>) =
             first.iter().map(|&id| command(create(id, None))).unzip();
@@ -878,8 +878,7 @@ mod tests {
     #[test]
     fn a_failed_write_of_staged_creates_answers_every_caller() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn =
-            crate::schema::open_writer(&SqliteOptions::new(dir.path().join("w.db"))).unwrap();
+        let mut conn = writer_conn(&dir);
         // One scratch for every batch, as the writer keeps it.
         let mut scratch = Scratch::default();
         let taken = Uuid::now_v7();

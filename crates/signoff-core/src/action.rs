@@ -104,12 +104,6 @@ impl fmt::Debug for Action {
     }
 }
 
-impl From<Map<String, Value>> for Action {
-    fn from(map: Map<String, Value>) -> Self {
-        Self::of_map(&map)
-    }
-}
-
 impl Serialize for Action {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // Written as the text it is, not parsed and written again.

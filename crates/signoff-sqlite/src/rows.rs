@@ -116,58 +116,33 @@ pub(crate) struct NewRow {
 /// Inserts new requests, a few multi-row statements for all of them (see
 /// [`CHUNKS`]).
 pub(crate) fn insert_requests(conn: &Connection, rows: &[NewRow]) -> Result<(), StoreError> {
-    for_runs(rows, is_plain_request, |run, plain| {
-        if plain {
-            insert_rows(
-                conn,
-                &INSERT_PLAIN_REQUESTS,
-                PLAIN_REQUEST_COLUMNS,
-                run,
-                bind_plain_request,
-            )
-        } else {
-            insert_rows(
-                conn,
-                &INSERT_REQUESTS,
-                REQUEST_INSERT_COLUMNS,
-                run,
-                bind_request,
-            )
-        }
-    })
-}
-
-/// Calls `insert` for each maximal run of consecutive `items` that agree
-/// on `plain`, in order, with the run and its kind.
-fn for_runs<T>(
-    mut items: &[T],
-    plain: fn(&T) -> bool,
-    mut insert: impl FnMut(&[T], bool) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    while let Some(first) = items.first() {
-        let kind = plain(first);
-        let end = items
-            .iter()
-            .position(|item| plain(item) != kind)
-            .unwrap_or(items.len());
-        let (run, rest) = items.split_at(end);
-        insert(run, kind)?;
-        items = rest;
-    }
-    Ok(())
+    insert_in_runs(conn, rows, &REQUEST_SHAPES)
 }
 
 /// A new request that is pending on the default plan, as nearly all are:
-/// every column after `status` is NULL, so it is inserted naming only the
-/// first nine (binding ten NULLs, and four more for its `created` entry,
-/// was about 7% of the writer's instructions).
+/// every column after `status` is NULL (the default plan has no reminder,
+/// so no `remind_at` either), so it is inserted naming only the first nine
+/// (binding ten NULLs, and four more for its `created` entry, was about 7%
+/// of the writer's instructions).
 fn is_plain_request(row: &NewRow) -> bool {
     let request = &row.request;
-    request.decision.is_none()
-        && request.approvals.is_empty()
-        && request.plan.is_single()
-        && request.remind_at().is_none()
+    request.decision.is_none() && request.approvals.is_empty() && request.plan.is_single()
 }
+
+/// How requests are inserted: plain ones naming nine columns, others all.
+static REQUEST_SHAPES: Shapes<NewRow> = Shapes {
+    is_plain: is_plain_request,
+    plain: Shape {
+        statements: &INSERT_PLAIN_REQUESTS,
+        columns: PLAIN_REQUEST_COLUMNS,
+        bind: bind_plain_request,
+    },
+    full: Shape {
+        statements: &INSERT_REQUESTS,
+        columns: REQUEST_INSERT_COLUMNS,
+        bind: bind_request,
+    },
+};
 
 /// The columns [`bind_plain_request`] binds: the first nine of
 /// [`REQUEST_COLUMNS`].
@@ -312,20 +287,23 @@ pub(crate) fn update_decided(conn: &Connection, request: &Request) -> Result<(),
 /// Appends audit entries, in the order given, a few multi-row statements
 /// for all of them (see [`CHUNKS`]).
 pub(crate) fn insert_entries(conn: &Connection, entries: &[AuditEntry]) -> Result<(), StoreError> {
-    for_runs(entries, is_plain_entry, |run, plain| {
-        if plain {
-            insert_rows(
-                conn,
-                &INSERT_PLAIN_ENTRIES,
-                PLAIN_AUDIT_COLUMNS,
-                run,
-                bind_plain_entry,
-            )
-        } else {
-            insert_rows(conn, &INSERT_ENTRIES, AUDIT_INSERT_COLUMNS, run, bind_entry)
-        }
-    })
+    insert_in_runs(conn, entries, &ENTRY_SHAPES)
 }
+
+/// How entries are inserted: plain ones naming nine columns, others all.
+static ENTRY_SHAPES: Shapes<AuditEntry> = Shapes {
+    is_plain: is_plain_entry,
+    plain: Shape {
+        statements: &INSERT_PLAIN_ENTRIES,
+        columns: PLAIN_AUDIT_COLUMNS,
+        bind: bind_plain_entry,
+    },
+    full: Shape {
+        statements: &INSERT_ENTRIES,
+        columns: AUDIT_INSERT_COLUMNS,
+        bind: bind_entry,
+    },
+};
 
 /// An entry without reason, comment, original action or stage (every
 /// `created` one): inserted without naming those four columns.
@@ -495,24 +473,55 @@ fn values_sql(head: &str, columns: usize, rows: usize) -> String {
     format!("{head} VALUES {}", vec![group; rows].join(", "))
 }
 
-/// Inserts `items` with the statements of [`CHUNKS`]: `bind` binds one
-/// item's `columns` values from the given zero-based parameter offset.
-fn insert_rows<T>(
-    conn: &Connection,
-    statements: &[String; 4],
+/// One way to insert rows of `T`: the multi-row statements for each of
+/// [`CHUNKS`], how many columns a row has in them, and how one row's values
+/// are bound from a zero-based parameter offset.
+struct Shape<T: 'static> {
+    statements: &'static LazyLock<[String; 4]>,
     columns: usize,
-    mut items: &[T],
     bind: fn(&mut Statement<'_>, usize, &T) -> Result<(), StoreError>,
+}
+
+/// The two ways to insert rows of `T`: naming only the columns a plain row
+/// has, or every column.
+struct Shapes<T: 'static> {
+    is_plain: fn(&T) -> bool,
+    plain: Shape<T>,
+    full: Shape<T>,
+}
+
+/// Inserts `items` in order, each maximal run of plain or other rows with
+/// its shape's statements.
+fn insert_in_runs<T>(
+    conn: &Connection,
+    mut items: &[T],
+    shapes: &Shapes<T>,
 ) -> Result<(), StoreError> {
+    while let Some(first) = items.first() {
+        let plain = (shapes.is_plain)(first);
+        let end = items
+            .iter()
+            .position(|item| (shapes.is_plain)(item) != plain)
+            .unwrap_or(items.len());
+        let (run, rest) = items.split_at(end);
+        let shape = if plain { &shapes.plain } else { &shapes.full };
+        insert_rows(conn, shape, run)?;
+        items = rest;
+    }
+    Ok(())
+}
+
+/// Inserts `items` with `shape`'s statements, largest chunks first.
+fn insert_rows<T>(conn: &Connection, shape: &Shape<T>, mut items: &[T]) -> Result<(), StoreError> {
     while let Some((&rows, sql)) = CHUNKS
         .iter()
-        .zip(statements)
+        .zip(shape.statements.iter())
         .find(|(rows, _)| **rows <= items.len())
     {
         let (chunk, rest) = items.split_at(rows);
         let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
         for (row, item) in chunk.iter().enumerate() {
-            bind(&mut stmt, row * columns, item)?;
+            (shape.bind)(&mut stmt, row * shape.columns, item)?;
         }
         stmt.raw_execute().map_err(unavailable)?;
         items = rest;

@@ -12,7 +12,8 @@ schema change can save in the commit. Run from the repository root:
 
 Variants: base (the schema of migration 8), audit1 (audit_by_request on
 request_id alone), noexpiry / nostatus / noaudit (that index left out),
-blob (ids stored as 16-byte BLOBs instead of 36-character text).
+blob (ids stored as 16-byte BLOBs instead of 36-character text), norowid
+(requests as a WITHOUT ROWID table, so that its primary key is the table).
 """
 
 import hashlib
@@ -29,7 +30,7 @@ ACTION = (
     '{"changes":{"approval_chain":["manager","finance","cfo"],'
     '"max_amount_without_approval":5000},"type":"policy_update"}'
 )
-VARIANTS = ["base", "audit1", "noexpiry", "nostatus", "noaudit", "blob"]
+VARIANTS = ["base", "audit1", "noexpiry", "nostatus", "noaudit", "blob", "norowid"]
 
 
 def schema(variant):
@@ -40,7 +41,7 @@ def schema(variant):
         created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL,
         reviewer TEXT, decided_at INTEGER, comment TEXT, rejection_reason TEXT,
         edited_action TEXT, action_hash TEXT, plan TEXT, approvals TEXT, stage TEXT,
-        remind_at INTEGER);
+        remind_at INTEGER){" WITHOUT ROWID" if variant == "norowid" else ""};
     CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL,
         request_id {idcol} NOT NULL, title TEXT NOT NULL, actor TEXT, reason TEXT, comment TEXT,
         action TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, original_action TEXT, stage TEXT);

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# CPU per create by thread group: starts a fresh server, warms it up, runs
+# wrk for 10 s and reads every server thread's run time
+# (/proc/PID/task/*/schedstat) and wrk's user+system time over 8 s of it.
+# Prints creates/s and µs of CPU per create for the runtime workers, the
+# SQLite threads (writer and checkpointer) and wrk.
+#
+#   bench/threads.sh [SIGNOFF_BINARY]           # DURABILITY=normal, CONNECTIONS=128 to vary
+#   bench/threads.sh echo                       # the bare echo instead
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${1:-target/release/signoff}"
+CONNECTIONS="${CONNECTIONS:-64}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+TMP="$(mktemp -d)"
+if [ "$BIN" = echo ]; then
+  target/release/echo-server >"$TMP/out" 2>"$TMP/err" &
+else
+  "$BIN" serve --listen 127.0.0.1:0 --database "$TMP/bench.db" \
+    --durability "${DURABILITY:-full}" >"$TMP/out" 2>"$TMP/err" &
+fi
+PID=$!
+trap 'kill $PID 2>/dev/null || true; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$TMP/out" 2>/dev/null && break; sleep 0.1; done
+URL="$(sed -n 's/.*listening on //p' "$TMP/out")/v1/requests"
+wrk -t2 -c"$CONNECTIONS" -d3s -s bench/wrk/create.lua "$URL" >/dev/null
+# tid/name nanoseconds-on-CPU, one line per server thread.
+snapshot() {
+  for task in /proc/"$PID"/task/*; do
+    echo "$(basename "$task")/$(tr ' ' _ <"$task/comm") $(cut -d' ' -f1 "$task/schedstat")"
+  done | sort
+}
+wrk -t2 -c"$CONNECTIONS" -d10s -s bench/wrk/create.lua "$URL" >"$TMP/wrk.txt" &
+WRK=$!
+sleep 1
+snapshot >"$TMP/before"; w0=$(awk '{print $14 + $15}' "/proc/$WRK/stat"); t0=$(date +%s%N)
+sleep 8
+snapshot >"$TMP/after"; w1=$(awk '{print $14 + $15}' "/proc/$WRK/stat"); t1=$(date +%s%N)
+wait "$WRK"
+rps=$(sed -n 's/^Requests\/sec: *//p' "$TMP/wrk.txt")
+join "$TMP/before" "$TMP/after" | awk -v rps="$rps" -v us=$(( (t1 - t0) / 1000 )) \
+  -v wrk_us=$(( (w1 - w0) * 1000000 / $(getconf CLK_TCK) )) '
+  { group = $1; sub(/^[0-9]+\//, "", group); sub(/[-0-9]*$/, "", group); cpu[group] += ($3 - $2) / 1000 }
+  END {
+    n = rps * us / 1e6
+    printf "%.0f creates/s\n", rps
+    for (group in cpu) if (cpu[group] > 0) printf "  %-20s %6.2f µs per create\n", group, cpu[group] / n
+    printf "  %-20s %6.2f µs per create\n", "wrk", wrk_us / n
+  }'

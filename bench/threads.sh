@@ -38,12 +38,13 @@ sleep 8
 snapshot >"$TMP/after"; w1=$(awk '{print $14 + $15}' "/proc/$WRK/stat"); t1=$(date +%s%N)
 wait "$WRK"
 rps=$(sed -n 's/^Requests\/sec: *//p' "$TMP/wrk.txt")
-join "$TMP/before" "$TMP/after" | awk -v rps="$rps" -v us=$(( (t1 - t0) / 1000 )) \
+unit=create; [ "$BIN" = echo ] && unit=echo
+join "$TMP/before" "$TMP/after" | awk -v rps="$rps" -v unit="$unit" -v us=$(( (t1 - t0) / 1000 )) \
   -v wrk_us=$(( (w1 - w0) * 1000000 / $(getconf CLK_TCK) )) '
   { group = $1; sub(/^[0-9]+\//, "", group); sub(/[-0-9]*$/, "", group); cpu[group] += ($3 - $2) / 1000 }
   END {
     n = rps * us / 1e6
-    printf "%.0f creates/s\n", rps
-    for (group in cpu) if (cpu[group] > 0) printf "  %-20s %6.2f µs per create\n", group, cpu[group] / n
-    printf "  %-20s %6.2f µs per create\n", "wrk", wrk_us / n
+    printf "%.0f req/s\n", rps
+    for (group in cpu) if (cpu[group] > 0) printf "  %-20s %6.2f µs per %s\n", group, cpu[group] / n, unit
+    printf "  %-20s %6.2f µs per %s\n", "wrk", wrk_us / n, unit
   }'

@@ -2,7 +2,7 @@
 # CPU per create by thread group: starts a fresh server, warms it up, runs
 # wrk for 10 s and reads every server thread's run time
 # (/proc/PID/task/*/schedstat) and wrk's user+system time over 8 s of it.
-# Prints creates/s and µs of CPU per create for the runtime workers, the
+# Prints requests/s and µs of CPU per request for the runtime workers, the
 # SQLite threads (writer and checkpointer) and wrk.
 #
 #   bench/threads.sh [SIGNOFF_BINARY]           # DURABILITY=normal, CONNECTIONS=128 to vary

@@ -7,7 +7,7 @@
 //! caller waiting behind it.
 //!
 //! Here the writer's connection checkpoints nothing by itself. Once the WAL
-//! holds [`SqliteOptions::checkpoint_frames`] frames (16 MiB by default),
+//! holds [`SqliteOptions::checkpoint_frames`] frames (4 MiB by default),
 //! the writer asks the [`Checkpointer`]'s
 //! thread, which has a connection of its own, to run passive checkpoints
 //! (they copy pages while the writer goes on appending) until it has nearly

@@ -14,18 +14,9 @@ ROUNDS="${ROUNDS:-4}"; DURATION="${DURATION:-8s}"; CONNECTIONS="${CONNECTIONS:-6
 ECHO_BIN="${ECHO_BIN:-target/release/echo-server}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 TMP="$(mktemp -d)"
-trap 'kill $(cat "$TMP"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$TMP"' EXIT
+. bench/lib.sh
+trap stop_all EXIT
 
-start() { # name, marker, command...
-  local name="$1" marker="$2"; shift 2
-  "$@" >"$TMP/$name.out" 2>"$TMP/$name.log" &
-  echo $! >"$TMP/$name.pid"
-  for _ in $(seq 100); do
-    grep -q "$marker" "$TMP/$name.out" 2>/dev/null && break
-    sleep 0.1
-  done
-  sed -n "s/.*$marker //p" "$TMP/$name.out" | head -1
-}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rps() { sed -n 's/^Requests\/sec: *//p'; }
 load() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s bench/wrk/create.lua "$1/v1/requests" | rps; }

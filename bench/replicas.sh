@@ -18,32 +18,15 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2;
 cargo build --release --quiet -p signoff -p signoff-bench
 BIN=target/release
 TMP="$(mktemp -d)"
-# Servers are started inside $(...), a subshell: their pids are kept in
-# files, since an array filled there would be empty here.
-cleanup() {
-  for pidfile in "$TMP"/*.pid; do
-    [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+LOGS="$OUT"
+. bench/lib.sh
+trap stop_all EXIT
 
-start() { # name
-  "$BIN/signoff" serve --listen 127.0.0.1:0 --database "$DATABASE" >"$TMP/$1.out" 2>"$OUT/$1.log" &
-  echo $! >"$TMP/$1.pid"
-  for _ in $(seq 100); do
-    if grep -q "signoff listening on" "$TMP/$1.out" 2>/dev/null; then
-      sed -n "s/.*signoff listening on //p" "$TMP/$1.out" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2; exit 1
-}
 rps() { sed -n 's/^Requests\/sec: *//p' "$1"; }
 
-A=$(start replica-a)
-B=$(start replica-b)
+replica() { start "$1" "signoff listening on" "$BIN/signoff" serve --listen 127.0.0.1:0 --database "$DATABASE"; }
+A=$(replica replica-a)
+B=$(replica replica-b)
 echo "replicas: $A $B on $DATABASE"
 
 echo "== durable creates, one wrk per replica ($CONNECTIONS connections each, $DURATION)"

@@ -22,30 +22,9 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2;
 cargo build --release --quiet -p signoff -p signoff-bench
 BIN=target/release
 TMP="$(mktemp -d)"
-# Servers are started inside $(...), a subshell: their pids are kept in
-# files, since an array filled there would be empty here.
-cleanup() {
-  for pidfile in "$TMP"/*.pid; do
-    [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Starts a server in the background and prints its URL once it listens.
-start() { # name, marker, command...
-  local name="$1" marker="$2"; shift 2
-  "$@" >"$TMP/$name.out" 2>"$OUT/$name.log" &
-  echo $! >"$TMP/$name.pid"
-  for _ in $(seq 100); do
-    if grep -q "$marker" "$TMP/$name.out" 2>/dev/null; then
-      sed -n "s/.*$marker //p" "$TMP/$name.out" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "$name did not start" >&2; exit 1
-}
+LOGS="$OUT"
+. bench/lib.sh
+trap stop_all EXIT
 
 rps() { sed -n 's/^Requests\/sec: *//p' "$1"; }
 non2xx() { local n; n=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$1"); echo "${n:-0}"; }

@@ -10,11 +10,11 @@ cd "$(dirname "$0")/.."
 BIN="${1:-target/release/signoff}"
 command -v perf >/dev/null || { echo "perf is needed: apt-get install -y linux-perf" >&2; exit 1; }
 TMP="$(mktemp -d)"
-"$BIN" serve --listen 127.0.0.1:0 --database "$TMP/bench.db" >"$TMP/out" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$TMP/out" 2>/dev/null && break; sleep 0.1; done
-URL="$(sed -n 's/.*listening on //p' "$TMP/out")/v1/requests"
+. bench/lib.sh
+trap stop_all EXIT
+URL=$(start server "signoff listening on" "$BIN" serve --listen 127.0.0.1:0 \
+  --database "$TMP/bench.db")/v1/requests
+PID=$(cat "$TMP/server.pid")
 wrk -t2 -c64 -d3s -s bench/wrk/create.lua "$URL" >/dev/null
 wrk -t2 -c64 -d10s --latency -s bench/wrk/create.lua "$URL" >"$TMP/wrk.txt" &
 WRK=$!

@@ -13,16 +13,15 @@ BIN="${1:-target/release/signoff}"
 CONNECTIONS="${CONNECTIONS:-64}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 TMP="$(mktemp -d)"
+. bench/lib.sh
+trap stop_all EXIT
 if [ "$BIN" = echo ]; then
-  target/release/echo-server >"$TMP/out" 2>"$TMP/err" &
+  URL=$(start server "echo listening on" target/release/echo-server)/v1/requests
 else
-  "$BIN" serve --listen 127.0.0.1:0 --database "$TMP/bench.db" \
-    --durability "${DURABILITY:-full}" >"$TMP/out" 2>"$TMP/err" &
+  URL=$(start server "signoff listening on" "$BIN" serve --listen 127.0.0.1:0 \
+    --database "$TMP/bench.db" --durability "${DURABILITY:-full}")/v1/requests
 fi
-PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$TMP/out" 2>/dev/null && break; sleep 0.1; done
-URL="$(sed -n 's/.*listening on //p' "$TMP/out")/v1/requests"
+PID=$(cat "$TMP/server.pid")
 wrk -t2 -c"$CONNECTIONS" -d3s -s bench/wrk/create.lua "$URL" >/dev/null
 # tid/name nanoseconds-on-CPU, one line per server thread.
 snapshot() {

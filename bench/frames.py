@@ -13,7 +13,9 @@ schema change can save in the commit. Run from the repository root:
 Variants: base (the schema of migration 8), audit1 (audit_by_request on
 request_id alone), noexpiry / nostatus / noaudit (that index left out),
 blob (ids stored as 16-byte BLOBs instead of 36-character text), norowid
-(requests as a WITHOUT ROWID table, so that its primary key is the table).
+(requests as a WITHOUT ROWID table, so that its primary key is the table),
+seq (migration 9: each request records its `created` entry's seq, and
+audit_by_request leaves `created` entries out).
 """
 
 import hashlib
@@ -30,7 +32,7 @@ ACTION = (
     '{"changes":{"approval_chain":["manager","finance","cfo"],'
     '"max_amount_without_approval":5000},"type":"policy_update"}'
 )
-VARIANTS = ["base", "audit1", "noexpiry", "nostatus", "noaudit", "blob", "norowid"]
+VARIANTS = ["base", "audit1", "noexpiry", "nostatus", "noaudit", "blob", "norowid", "seq"]
 
 
 def schema(variant):
@@ -41,7 +43,8 @@ def schema(variant):
         created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL,
         reviewer TEXT, decided_at INTEGER, comment TEXT, rejection_reason TEXT,
         edited_action TEXT, action_hash TEXT, plan TEXT, approvals TEXT, stage TEXT,
-        remind_at INTEGER){" WITHOUT ROWID" if variant == "norowid" else ""};
+        remind_at INTEGER{", created_seq INTEGER" if variant == "seq" else ""})\
+        {" WITHOUT ROWID" if variant == "norowid" else ""};
     CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL,
         request_id {idcol} NOT NULL, title TEXT NOT NULL, actor TEXT, reason TEXT, comment TEXT,
         action TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, original_action TEXT, stage TEXT);
@@ -58,6 +61,8 @@ def schema(variant):
     }
     if variant == "audit1":
         indexes["noaudit"] = "CREATE INDEX audit_by_request ON audit_log (request_id)"
+    if variant == "seq":
+        indexes["noaudit"] += " WHERE event <> 'created'"
     indexes.pop(variant, None)
     return tables + ";\n".join(indexes.values()) + ";"
 
@@ -87,14 +92,16 @@ def frames_per_commit(variant, batch):
                 key = id_.bytes if variant == "blob" else str(id_)
                 rows.append((key, "Raise the expense approval limit",
                              "Finance asked for 5000 without approval", ACTION, "agent", "{}",
-                             now, now + 86_400_000_000, "pending") + (None,) * 10)
+                             now, now + 86_400_000_000, "pending") + (None,) * 10
+                            + ((seq + 1,) if variant == "seq" else ()))
                 seq += 1
                 digest = hashlib.sha256(f"{seq}{prev}".encode()).hexdigest()
                 entries.append((seq, "2026-12-03T15:00:00.123456Z", "created", key,
                                 "Raise the expense approval limit", "agent", None, None,
                                 ACTION, prev, digest, None, None))
                 prev = digest
-            conn.executemany(f"INSERT INTO requests VALUES ({','.join('?' * 19)})", rows)
+            columns = 20 if variant == "seq" else 19
+            conn.executemany(f"INSERT INTO requests VALUES ({','.join('?' * columns)})", rows)
             conn.executemany(f"INSERT INTO audit_log VALUES ({','.join('?' * 13)})", entries)
             conn.execute("UPDATE audit_head SET last_seq = ?, hash = ? WHERE id = 1", (seq, prev))
             conn.execute("COMMIT")

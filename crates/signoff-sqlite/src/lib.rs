@@ -518,13 +518,23 @@ fn bind_list(
 /// The statement [`SqliteStore::audit`] runs for `query`: like
 /// [`list_sql`], without a bound `LIMIT` (the trail's readers, the event
 /// stream among them, run it after every change).
+///
+/// One request's trail is its `created` entry, found through the request's
+/// `created_seq`, merged with its later entries, which `audit_by_request`
+/// indexes (migration 9). The index leaves `created` entries out, so the
+/// `event <> 'created'` here must stay word for word for SQLite to use it.
 fn audit_sql(query: &AuditQuery) -> String {
-    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1");
     if query.request_id.is_some() {
-        sql.push_str(" AND request_id = ?2");
+        return format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log
+             WHERE seq = (SELECT created_seq FROM requests WHERE id = ?2) AND seq > ?1
+             UNION ALL
+             SELECT {AUDIT_COLUMNS} FROM audit_log
+             WHERE request_id = ?2 AND event <> 'created' AND seq > ?1
+             ORDER BY seq"
+        );
     }
-    sql.push_str(" ORDER BY seq");
-    sql
+    format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1 ORDER BY seq")
 }
 
 /// Binds the parameters [`audit_sql`] named for `query`.

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_webhooks.sql"),
     include_str!("../migrations/0007_reminders.sql"),
     include_str!("../migrations/0008_requests_rebuilt.sql"),
+    include_str!("../migrations/0009_created_seq.sql"),
 ];
 
 /// Opens the one connection that writes, creating the file if needed, and
@@ -144,7 +145,13 @@ mod tests {
     }
 
     fn rows(conn: &Connection) -> Vec<Vec<rusqlite::types::Value>> {
-        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").unwrap();
+        // The columns every version since 7 has: later migrations add more.
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {}, remind_at FROM requests ORDER BY id",
+                crate::rows::REQUEST_COLUMNS
+            ))
+            .unwrap();
         let columns = stmt.column_count();
         stmt.query_map([], |row| {
             (0..columns)
@@ -164,6 +171,34 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    #[test]
+    fn created_seq_is_filled_from_the_trail_and_the_index_leaves_created_entries_out() {
+        let conn = file_at(8);
+        conn.execute_batch(
+            "INSERT INTO audit_log (seq, at, event, request_id, title, prev_hash, hash) VALUES
+                 (1, 't', 'created', '01a2124f-fb5a-75ba-99ce-95d0ef1d52eb', 'Pending', 'a', 'b'),
+                 (2, 't', 'created', '01a2124f-fb5a-75ba-99ce-95d0ef1d52ec', 'Decided', 'b', 'c'),
+                 (3, 't', 'approved', '01a2124f-fb5a-75ba-99ce-95d0ef1d52ec', 'Decided', 'c', 'd');",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert_eq!(
+            texts(
+                &conn,
+                "SELECT title || ' ' || created_seq FROM requests ORDER BY id",
+                0
+            ),
+            ["Pending 1", "Decided 2"]
+        );
+        let index = texts(
+            &conn,
+            "SELECT sql FROM sqlite_schema WHERE name = 'audit_by_request'",
+            0,
+        );
+        assert_eq!(index.len(), 1);
+        assert!(index[0].ends_with("WHERE event <> 'created'"), "{index:?}");
     }
 
     #[test]

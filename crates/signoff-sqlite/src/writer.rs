@@ -324,7 +324,7 @@ impl Staged {
         draft: RequestDraft,
         answer: usize,
     ) -> StoreResult<()> {
-        let (row, records) = open(id, draft, now)?;
+        let (row, records) = open(id, draft, now, chain)?;
         self.entries
             .extend(records.into_iter().map(|record| chain.append(record)));
         self.rows.push(row);
@@ -354,11 +354,12 @@ impl Staged {
 }
 
 /// A new request's row and its audit records (`created`, and `expired`
-/// when it was given no time).
+/// when it was given no time), to be linked next into `chain`.
 fn open(
     id: Uuid,
     draft: RequestDraft,
     now: chrono::DateTime<chrono::Utc>,
+    chain: &Chain,
 ) -> StoreResult<(NewRow, Vec<AuditRecord>)> {
     let (request, records) = draft.open(id, now);
     // The `created` entry holds the action's canonical text: the request's
@@ -368,7 +369,14 @@ fn open(
             "a new request's first entry has no action".into(),
         ));
     };
-    Ok((NewRow { request, action }, records))
+    Ok((
+        NewRow {
+            request,
+            action,
+            created_seq: chain.last_seq() + 1,
+        },
+        records,
+    ))
 }
 
 fn apply(
@@ -467,7 +475,7 @@ fn create(
             Err(error) => return Applied::clean(Err(error)),
         }
     }
-    let (row, records) = match open(id, draft, now) {
+    let (row, records) = match open(id, draft, now, chain) {
         Ok(opened) => opened,
         Err(error) => return Applied::clean(Err(error)),
     };
@@ -747,6 +755,16 @@ mod tests {
             .map(|((id, event), seq)| (seq, id.to_string(), (*event).to_string()))
             .collect();
         assert_eq!(trail, expected);
+        // Staged and keyed alike, each row points at its own `created` entry.
+        let pointing: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM requests r JOIN audit_log a ON a.seq = r.created_seq
+                 WHERE a.request_id = r.id AND a.event = 'created'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(pointing, 50);
         let report = crate::verify(&conn).unwrap();
         assert_eq!(report.broken, None);
         assert_eq!(report.checked, expected.len() as u64);

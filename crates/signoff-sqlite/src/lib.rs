@@ -520,14 +520,16 @@ fn bind_list(
 /// stream among them, run it after every change).
 ///
 /// One request's trail is its `created` entry, found through the request's
-/// `created_seq`, merged with its later entries, which `audit_by_request`
-/// indexes (migration 9). The index leaves `created` entries out, so the
+/// `created_seq` (and checked to be that request's, whatever the column
+/// says), merged with its later entries, which `audit_by_request` indexes
+/// (migration 9). The index leaves `created` entries out, so the
 /// `event <> 'created'` here must stay word for word for SQLite to use it.
 fn audit_sql(query: &AuditQuery) -> String {
     if query.request_id.is_some() {
         return format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log
-             WHERE seq = (SELECT created_seq FROM requests WHERE id = ?2) AND seq > ?1
+             WHERE seq = (SELECT created_seq FROM requests WHERE id = ?2)
+                 AND request_id = ?2 AND seq > ?1
              UNION ALL
              SELECT {AUDIT_COLUMNS} FROM audit_log
              WHERE request_id = ?2 AND event <> 'created' AND seq > ?1

@@ -672,6 +672,52 @@ mod tests {
         }
     }
 
+    /// The seqs of `id`'s trail as [`audit_sql`] reads it.
+    fn trail_seqs(conn: &rusqlite::Connection, id: Uuid) -> Vec<i64> {
+        let query = AuditQuery {
+            request_id: Some(id),
+            after_seq: None,
+            limit: 10,
+        };
+        let mut stmt = conn.prepare(&audit_sql(&query)).unwrap();
+        bind_audit(&mut stmt, &query).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut seqs = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            seqs.push(row.get(0).unwrap());
+        }
+        seqs
+    }
+
+    /// A request's trail is its `created` entry and its later ones, in
+    /// order; a `created_seq` pointed at another request's entry brings
+    /// that entry into nobody else's trail.
+    #[test]
+    fn a_trail_holds_only_the_requests_own_entries() {
+        let (_dir, conn) = migrated();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let insert = |created_seq_of_a: i64| {
+            conn.execute_batch(&format!(
+                "DELETE FROM requests; DELETE FROM audit_log;
+                 INSERT INTO requests (id, title, description, proposed_action, requester,
+                     labels, created_at, expires_at, status, created_seq) VALUES
+                     ('{a}', 'A', '', '{{}}', 'agent', '{{}}', 1, 2, 'cancelled', {created_seq_of_a}),
+                     ('{b}', 'B', '', '{{}}', 'agent', '{{}}', 1, 2, 'pending', 2);
+                 INSERT INTO audit_log (seq, at, event, request_id, title, prev_hash, hash) VALUES
+                     (1, 't', 'created', '{a}', 'A', 'x', 'y'),
+                     (2, 't', 'created', '{b}', 'B', 'y', 'z'),
+                     (3, 't', 'cancelled', '{a}', 'A', 'z', 'w');"
+            ))
+            .unwrap();
+        };
+        insert(1);
+        assert_eq!(trail_seqs(&conn, a), [1, 3]);
+        assert_eq!(trail_seqs(&conn, b), [2]);
+        insert(2);
+        assert_eq!(trail_seqs(&conn, a), [3]);
+        assert_eq!(trail_seqs(&conn, b), [2]);
+    }
+
     #[test]
     fn reading_the_trail_runs_the_cached_statement_without_compiling_it_again() {
         let (_dir, conn) = migrated();

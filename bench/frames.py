@@ -100,8 +100,7 @@ def frames_per_commit(variant, batch):
                                 "Raise the expense approval limit", "agent", None, None,
                                 ACTION, prev, digest, None, None))
                 prev = digest
-            columns = 20 if variant == "seq" else 19
-            conn.executemany(f"INSERT INTO requests VALUES ({','.join('?' * columns)})", rows)
+            conn.executemany(f"INSERT INTO requests VALUES ({','.join('?' * len(rows[0]))})", rows)
             conn.executemany(f"INSERT INTO audit_log VALUES ({','.join('?' * 13)})", entries)
             conn.execute("UPDATE audit_head SET last_seq = ?, hash = ? WHERE id = 1", (seq, prev))
             conn.execute("COMMIT")

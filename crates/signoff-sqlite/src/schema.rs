@@ -34,9 +34,21 @@ pub(crate) fn open_writer(options: &SqliteOptions) -> Result<Connection, StoreEr
             parent.display()
         )));
     }
-    let conn = Connection::open(&options.path).map_err(|e| {
+    let cannot_open = |e: &dyn std::fmt::Display| {
         StoreError::Unavailable(format!("cannot open {}: {e}", options.path.display()))
-    })?;
+    };
+    let conn = match options.durability {
+        // Every commit syncs the WAL, which is when the VFS writes what it
+        // holds, before any other connection can see the commit.
+        Durability::Full => {
+            let vfs = signoff_sqlite_vfs::register().map_err(|code| {
+                cannot_open(&format!("SQLite VFS not registered (error {code})"))
+            })?;
+            Connection::open_with_flags_and_vfs(&options.path, OpenFlags::default(), vfs)
+        }
+        Durability::Normal => Connection::open(&options.path),
+    }
+    .map_err(|e| cannot_open(&e))?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {};

@@ -269,15 +269,13 @@ unsafe fn flushed(
     file: *mut ffi::sqlite3_file,
     call: impl FnOnce(&ffi::sqlite3_io_methods, *mut ffi::sqlite3_file) -> c_int,
 ) -> c_int {
-    // SAFETY: per the contract.
-    let wal = unsafe { wal(file) };
-    // SAFETY: the real file is open.
-    let rc = unsafe { wal.flush() };
+    // SAFETY: per the contract; the real file is open.
+    let rc = unsafe { wal(file).flush() };
     if rc != ffi::SQLITE_OK {
         return rc;
     }
     // SAFETY: as above.
-    call(unsafe { real_methods(wal) }, wal.real)
+    unsafe { direct(file, call) }
 }
 
 /// Runs `call` on the real file as it is.
